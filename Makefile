@@ -1,0 +1,79 @@
+# minipod — run as root on a Debian 12 / Ubuntu 22.04+ host:
+#   sudo make demo    set everything up, run the kubia example pod, show it answers, clean up
+#   sudo make test    set everything up and run the whole test suite
+#
+# Everything is installed by these targets: Debian packages when missing,
+# a virtualenv in .venv with minipod (and its native parts) installed.
+
+SHELL := /bin/sh
+# The newest Python 3.11+ on the host (Ubuntu 22.04's python3 is 3.10).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { command -v $$p; break; }; done)
+VENV := .venv
+VPY := $(VENV)/bin/python
+MINIPOD := $(VENV)/bin/minipod
+DEMO_IMAGE := localhost/busybox:demo
+DEMO_ROOTFS := build/busybox-rootfs
+APT_PACKAGES := build-essential libc6-dev python3-dev python3-venv busybox-static iproute2 nftables file
+
+.PHONY: all setup deps venv native demo-image demo test unit integration bench clean
+
+all: setup
+
+setup: deps venv
+
+deps:
+	@if [ "$$(id -u)" != 0 ]; then echo "make: run as root (sudo make …): minipod needs root"; exit 1; fi
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "installing python3.11 (minipod needs Python 3.11+)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.11 python3.11-venv python3.11-dev; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml setup.py native/*.c native/*.h native/build_ffi.py
+	@py="$(PYTHON)"; [ -n "$$py" ] || py=$$(command -v python3.11); \
+	[ -x $(VPY) ] || $$py -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[test]'
+	@touch $@
+
+native: venv
+
+demo-image: setup
+	sh examples/busybox-rootfs.sh $(DEMO_ROOTFS)
+	$(MINIPOD) image import $(DEMO_ROOTFS) $(DEMO_IMAGE)
+
+demo: demo-image
+	@echo "== run the kubia pod (examples/kubia.yaml)"
+	$(MINIPOD) run -d --replace examples/kubia.yaml
+	$(MINIPOD) ps
+	@echo "== ask it, from inside the pod's network namespace"
+	@ok=0; for i in 1 2 3 4 5 6 7 8 9 10; do \
+		if $(MINIPOD) exec kubia -- wget -q -O - http://localhost:8080/; then ok=1; break; fi; sleep 0.3; done; \
+	echo "== what the pod shares (namespace inodes)"; \
+	$(MINIPOD) inspect kubia | $(VPY) -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["status"]["minipod"]["namespaces"], indent=1))'; \
+	echo "== clean up"; \
+	$(MINIPOD) rm -f kubia; \
+	[ $$ok = 1 ] || { echo "demo: kubia did not answer"; exit 1; }
+
+test: setup
+	$(VPY) -m pytest -ra tests
+
+unit: setup
+	$(VPY) -m pytest -ra tests/unit
+
+integration: setup
+	$(VPY) -m pytest -ra tests/integration
+
+bench: demo-image
+	$(VPY) bench/run.py
+
+clean:
+	rm -rf build $(VENV) *.egg-info minipod/_native*.so minipod/bin

@@ -1,0 +1,273 @@
+"""What a pod or container cgroup can do, whatever the cgroup version.
+
+A ``Cgroup`` is one node of minipod's tree, ``<parent>/<pod-id>`` for a pod
+and ``<parent>/<pod-id>/<name>`` for the pause process and each container,
+present in one directory per hierarchy it lives in (one for cgroup v2,
+several for v1). The version-specific parts — which directories, how they are
+prepared, how a tree is frozen or killed, where OOM kills are counted — are
+in ``v1.py`` and ``v2.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import signal
+import time
+from abc import ABC, abstractmethod
+from typing import Iterator
+
+from ..errors import CgroupError
+from . import fs
+
+log = logging.getLogger("minipod.cgroups")
+
+# Polling while the kernel tears processes down: start fast, back off a bit.
+_FIRST_POLL = 0.002
+_MAX_POLL = 0.05
+
+
+def cgroup_error(operation: str, path: str, exc: OSError) -> CgroupError:
+    """``CgroupError`` for a failed kernel call, naming what and where, e.g.
+    ``create cgroup /sys/fs/cgroup/memory/minipod/x: Permission denied``."""
+    err = CgroupError(f"{operation} {path}: {exc.strerror or os.strerror(exc.errno or 0)}")
+    err.errno = exc.errno
+    return err
+
+
+def check_name(name: str, what: str) -> str:
+    """A single cgroup directory name: no slash, not ``.``/``..``, not empty."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise CgroupError(f"{what} {name!r} is not a valid cgroup name")
+    return name
+
+
+def check_relpath(path: str, what: str) -> str:
+    """A relative cgroup path (``minipod`` or ``a/b``), normalised."""
+    parts = [p for p in str(path).strip("/").split("/") if p]
+    if not parts:
+        raise CgroupError(f"{what} {path!r} is not a valid cgroup path")
+    for part in parts:
+        check_name(part, what)
+    return "/".join(parts)
+
+
+def read_text(path: str) -> str | None:
+    """The contents of a cgroup file, or None when it does not exist."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ENODEV:
+            return None  # the cgroup was removed while the file was open
+        raise cgroup_error("read", path, exc) from None
+
+
+def read_pids(procs_file: str) -> list[int]:
+    """The pids listed in a ``cgroup.procs`` file (empty when it is gone)."""
+    text = read_text(procs_file)
+    return [int(tok) for tok in text.split()] if text else []
+
+
+def read_key_values(path: str) -> dict[str, int]:
+    """A flat-keyed cgroup file (``oom_kill 2`` lines) as a dict; {} when absent."""
+    values: dict[str, int] = {}
+    for line in (read_text(path) or "").splitlines():
+        key, _, value = line.partition(" ")
+        with contextlib.suppress(ValueError):
+            values[key] = int(value)
+    return values
+
+
+def make_dir(path: str) -> bool:
+    """Create one cgroup directory; False if it already existed."""
+    try:
+        fs.mkdir(path)
+        log.debug("mkdir %s", path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise cgroup_error("create cgroup", path, exc) from None
+
+
+def signal_pids(pids: list[int], sig: int) -> None:
+    """Send ``sig`` to each pid; ones that already exited are fine."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+class Cgroup(ABC):
+    """One cgroup of minipod's tree (a pod, its pause, or a container).
+
+    ``relpath`` is relative to each hierarchy's mount point. ``delegate`` marks
+    a cgroup that will hold child cgroups rather than processes (the pod),
+    which on v2 means enabling controllers for its children.
+    """
+
+    kind: str
+
+    def __init__(self, relpath: str, *, delegate: bool = False):
+        self.relpath = check_relpath(relpath, "cgroup path")
+        self.delegate = delegate
+
+    # -- version specific -------------------------------------------------
+
+    @abstractmethod
+    def roots(self) -> list[str]:
+        """The mount point of every hierarchy this cgroup lives in."""
+
+    @abstractmethod
+    def pids_root(self) -> str:
+        """The one hierarchy whose ``cgroup.procs`` files are read for pids."""
+
+    @abstractmethod
+    def create(self) -> None:
+        """Create this cgroup (and its missing ancestors) in every hierarchy;
+        idempotent."""
+
+    @abstractmethod
+    def memory_events(self) -> dict[str, int]:
+        """Memory event counters (``oom_kill`` among them); {} without the
+        memory controller."""
+
+    @abstractmethod
+    def _with_path(self, relpath: str, *, delegate: bool) -> "Cgroup":
+        """The same kind of cgroup at another path."""
+
+    def _kill_file(self) -> str | None:
+        """A file that SIGKILLs the whole subtree when "1" is written to it."""
+        return None
+
+    @contextlib.contextmanager
+    def _frozen(self, deadline: float) -> Iterator[None]:
+        """Hold the subtree still (no forks) while it is signalled."""
+        yield
+
+    # -- common -----------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """Display path, e.g. ``/minipod/default_web_1a2b3c4d``."""
+        return "/" + self.relpath
+
+    @property
+    def name(self) -> str:
+        return self.relpath.rsplit("/", 1)[-1]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path}>"
+
+    def dirs(self) -> list[str]:
+        """This cgroup's directory in every hierarchy."""
+        return [os.path.join(root, self.relpath) for root in self.roots()]
+
+    def child(self, name: str) -> "Cgroup":
+        """A cgroup below this one (``pause`` or a container name); not created."""
+        return self._with_path(f"{self.relpath}/{check_name(name, 'cgroup name')}", delegate=False)
+
+    def exists(self) -> bool:
+        """True if the cgroup exists in any hierarchy (so half-made ones count)."""
+        return any(os.path.isdir(d) for d in self.dirs())
+
+    def procs_files(self) -> list[str]:
+        """Every ``cgroup.procs`` a process writes "0" into to join this cgroup."""
+        return [os.path.join(d, "cgroup.procs") for d in self.dirs()]
+
+    def add(self, pid: int) -> None:
+        """Move the running process ``pid`` into this cgroup."""
+        for procs in self.procs_files():
+            try:
+                fs.write(procs, str(pid))
+            except OSError as exc:
+                raise cgroup_error(f"move pid {pid} into", procs, exc) from None
+            log.debug("pid %d -> %s", pid, procs)
+
+    def pids(self) -> list[int]:
+        """Every pid in this cgroup and the cgroups below it, sorted."""
+        top = os.path.join(self.pids_root(), self.relpath)
+        found: set[int] = set()
+        for dirpath, _dirnames, _files in os.walk(top):
+            found.update(read_pids(os.path.join(dirpath, "cgroup.procs")))
+        return sorted(found)
+
+    def oom_killed(self) -> bool:
+        """True when the kernel OOM-killed a process of this cgroup."""
+        return self.memory_events().get("oom_kill", 0) > 0
+
+    def kill_all(self, sig: int = signal.SIGKILL, timeout: float = 5.0) -> bool:
+        """Signal every process of the subtree.
+
+        With SIGKILL, wait (up to ``timeout``) until the cgroup is empty, killing
+        again whatever appears meanwhile; other signals are sent once and not
+        waited for. Returns True when the cgroup is empty afterwards.
+        """
+        deadline = time.monotonic() + timeout
+        kill_file = self._kill_file() if sig == signal.SIGKILL else None
+        if kill_file:
+            try:
+                fs.write(kill_file, "1")
+                log.debug("1 -> %s", kill_file)
+            except FileNotFoundError:
+                kill_file = None  # the cgroup is already gone
+            except OSError as exc:
+                raise cgroup_error("kill cgroup", kill_file, exc) from None
+        if not kill_file:
+            self._signal_once(sig, deadline)
+        if sig != signal.SIGKILL:
+            return not self.pids()
+        return self._wait_empty(deadline)
+
+    def _signal_once(self, sig: int, deadline: float) -> None:
+        pids = self.pids()
+        if pids:
+            with self._frozen(deadline):
+                signal_pids(self.pids(), sig)
+
+    def _wait_empty(self, deadline: float) -> bool:
+        pause = _FIRST_POLL
+        while True:
+            if not self.pids():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, _MAX_POLL)
+            # Whatever is still there was forked after the first pass, or
+            # is a process the kill file missed: kill it directly.
+            self._signal_once(signal.SIGKILL, deadline)
+
+    def destroy(self, timeout: float = 5.0) -> None:
+        """Kill what is left and remove this cgroup and every cgroup below it,
+        in every hierarchy. Idempotent; touches nothing outside this cgroup."""
+        if not self.exists():
+            return
+        deadline = time.monotonic() + timeout
+        self.kill_all(signal.SIGKILL, timeout=timeout)
+        for top in self.dirs():
+            # Deepest first: a cgroup with children cannot be removed.
+            below = [dirpath for dirpath, _d, _f in os.walk(top, topdown=False) if dirpath != top]
+            for path in below + [top]:
+                self._remove_dir(path, deadline)
+
+    def _remove_dir(self, path: str, deadline: float) -> None:
+        pause = _FIRST_POLL
+        while True:
+            try:
+                fs.rmdir(path)
+                log.debug("rmdir %s", path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                # EBUSY: exiting processes are still being torn down.
+                if exc.errno != errno.EBUSY or time.monotonic() >= deadline:
+                    raise cgroup_error("remove cgroup", path, exc) from None
+            signal_pids(read_pids(os.path.join(path, "cgroup.procs")), signal.SIGKILL)
+            time.sleep(pause)
+            pause = min(pause * 2, _MAX_POLL)

@@ -1,0 +1,359 @@
+"""The ``minipod`` command line: parse, call the runtime, print.
+
+Nothing here decides how a pod is made; errors become one ``error:`` line
+and a non-zero exit (a traceback only with ``--debug``). Imports stay lazy
+so that ``minipod ps`` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from .errors import MinipodError, SpecError
+
+
+def _runtime(ctx: click.Context):
+    from .runtime import Runtime
+
+    return Runtime(**ctx.obj)
+
+
+def _fail(exc: BaseException, debug: bool) -> "NoReturn":  # noqa: F821
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    if isinstance(exc, SpecError) and len(exc.problems) > 1:
+        where = f"{exc.source}: " if exc.source else ""
+        click.echo(f"error: {where}{len(exc.problems)} problems in the manifest:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+    else:
+        click.echo(f"error: {exc}", err=True)
+    hint = getattr(exc, "hint", None)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+    sys.exit(getattr(exc, "exit_code", 1) or 1)
+
+
+class _Group(click.Group):
+    """Turns every MinipodError (and kernel OSError) into one line."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MinipodError as exc:
+            _fail(exc, bool(ctx.obj and ctx.obj.get("debug")))
+        except OSError as exc:
+            _fail(exc, bool(ctx.obj and ctx.obj.get("debug")))
+
+
+def _read_source(path: str):
+    if path == "-":
+        return sys.stdin.read()
+    if not os.path.exists(path):
+        raise MinipodError(f"{path}: no such file")
+    return path
+
+
+def _print_warnings(manifest) -> None:
+    for warning in getattr(manifest, "warnings", []):
+        click.echo(f"warning: {warning}", err=True)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", envvar="MINIPOD_ROOT", help="Keep all state, data and logs under this directory.")
+@click.option("--bridge", envvar="MINIPOD_BRIDGE", help="Name of the host bridge for pod networks.")
+@click.option("--subnet", envvar="MINIPOD_SUBNET", help="Pod subnet (CIDR).")
+@click.option("--cgroup-parent", envvar="MINIPOD_CGROUP_PARENT", help="Parent cgroup of all pods.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and every kernel step.")
+@click.pass_context
+def main(ctx, root, bridge, subnet, cgroup_parent, debug):
+    """minipod: run Kubernetes Pod manifests on this host, no cluster needed."""
+    ctx.obj = {"root": root, "bridge": bridge, "subnet": subnet, "cgroup_parent": cgroup_parent,
+               "debug": debug}
+    if debug:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+
+
+@main.command()
+@click.argument("file")
+@click.pass_context
+def validate(ctx, file):
+    """Check a manifest as `run` would; create nothing."""
+    manifest = _runtime(ctx).validate(_read_source(file))
+    _print_warnings(manifest)
+    names = ", ".join(p["metadata"]["name"] for p in manifest.pods)
+    click.echo(f"{file}: valid ({len(manifest.pods)} pod{'s' if len(manifest.pods) != 1 else ''}: {names})")
+
+
+@main.command()
+@click.argument("file")
+@click.option("-d", "--detach", is_flag=True, help="Return once every container has started.")
+@click.option("--replace", is_flag=True, help="Remove a pod of the same name first.")
+@click.pass_context
+def run(ctx, file, detach, replace):
+    """Create and start every Pod in FILE ('-' for standard input)."""
+    rt = _runtime(ctx)
+    manifest = rt.validate(_read_source(file))
+    _print_warnings(manifest)
+    reports = rt.start(manifest, replace=replace)
+    failed = False
+    for report in reports:
+        for container, message in report.failures.items():
+            click.echo(f'error: pod "{report.pod.name}": container "{container}" failed to start: {message}',
+                       err=True)
+            failed = True
+    if detach:
+        for report in reports:
+            click.echo(report.pod.name)
+        if failed:
+            click.echo("hint: see 'minipod inspect', remove with 'minipod rm -f'", err=True)
+        sys.exit(1 if failed else 0)
+    sys.exit(_follow_foreground(rt, [r.pod for r in reports]))
+
+
+def _follow_foreground(rt, pods) -> int:
+    """Stream every container's output until the pods end; Ctrl-C stops
+    them gracefully and exits 130."""
+    import signal
+    import threading
+
+    from .podlogs import stream_pod
+
+    def write(line: str) -> None:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+    interrupted = False
+    streams = [threading.Thread(target=stream_pod, args=(rt, p.ref, write), daemon=True) for p in pods]
+    for t in streams:
+        t.start()
+    try:
+        for t in streams:
+            while t.is_alive():
+                t.join(0.2)
+    except KeyboardInterrupt:
+        interrupted = True
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        click.echo("\nstopping…", err=True)
+        for p in pods:
+            rt.stop(p.ref)
+        for t in streams:
+            t.join(5)
+    if interrupted:
+        return 130
+    for p in pods:
+        status = p.status
+        if status["phase"] != "Succeeded":
+            for c in status["initContainerStatuses"] + status["containerStatuses"]:
+                term = c["state"].get("terminated") or c.get("lastState", {}).get("terminated")
+                if term and term.get("exitCode"):
+                    return term["exitCode"]
+            return 1
+    return 0
+
+
+@main.command()
+@click.option("-a", "--all", "show_all", is_flag=True, help="Also show pods that have ended.")
+@click.option("-o", "--output", type=click.Choice(["wide", "json", "yaml"]), default=None)
+@click.pass_context
+def ps(ctx, show_all, output):
+    """List pods, like `kubectl get pods`."""
+    from .runtime import require_root
+
+    require_root("minipod ps")
+    pods = _runtime(ctx).pod_objects()
+    if not show_all:
+        pods = [p for p in pods if p["status"]["phase"] not in ("Succeeded", "Failed")]
+    if output == "json":
+        click.echo(json.dumps(pods, indent=2))
+        return
+    if output == "yaml":
+        import yaml
+
+        click.echo(yaml.safe_dump(pods, sort_keys=False))
+        return
+    from .podstatus import age, ready_column, restarts_column, status_word
+
+    rows = [["NAME", "READY", "STATUS", "RESTARTS", "AGE"]]
+    if output == "wide":
+        rows[0] += ["IP", "NAMESPACE", "SUPERVISOR"]
+    for p in pods:
+        row = [p["metadata"]["name"], ready_column(p), status_word(p), str(restarts_column(p)),
+               age(p["metadata"].get("creationTimestamp"))]
+        if output == "wide":
+            row += [p["status"].get("podIP") or "<none>", p["metadata"]["namespace"],
+                    str(p["status"]["minipod"].get("supervisorPid") or "-")]
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("   ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+
+
+@main.command()
+@click.argument("pod")
+@click.pass_context
+def inspect(ctx, pod):
+    """One Pod as JSON, with its status and minipod's details."""
+    from .runtime import require_root
+
+    require_root("minipod inspect")
+    click.echo(json.dumps(_runtime(ctx).pod_object(pod), indent=2))
+
+
+@main.command()
+@click.argument("pod")
+@click.option("-c", "--container", default=None)
+@click.option("-f", "--follow", is_flag=True)
+@click.option("-p", "--previous", is_flag=True)
+@click.option("--timestamps", is_flag=True)
+@click.option("--tail", type=int, default=None)
+@click.pass_context
+def logs(ctx, pod, container, follow, previous, timestamps, tail):
+    """Print a container's output."""
+    from .runtime import require_root
+
+    require_root("minipod logs")
+    rt = _runtime(ctx)
+    handle = rt.pod(pod)
+    out = sys.stdout
+    try:
+        for line in handle.logs(container, follow=follow, previous=previous, timestamps=timestamps, tail=tail):
+            out.write(line)
+            if follow:
+                out.flush()
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command(name="exec", context_settings={"ignore_unknown_options": True})
+@click.argument("pod")
+@click.option("-c", "--container", default=None)
+@click.option("-i", "--stdin", "interactive", is_flag=True, help="Pass standard input to the command.")
+@click.option("-t", "--tty", is_flag=True, help="Give the command a terminal.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def exec_(ctx, pod, container, interactive, tty, command):
+    """Run COMMAND in a running container: minipod exec POD -- CMD [ARG…]."""
+    from . import podexec
+    from .runtime import require_root
+
+    require_root("minipod exec")
+    rt = _runtime(ctx)
+    state = rt.table.find(pod).read()
+    if tty:
+        code = podexec.run_tty(state, container, list(command), interactive)
+    else:
+        if not interactive:
+            os.dup2(os.open("/dev/null", os.O_RDONLY), 0)
+        code = podexec.run_attached(state, container, list(command))
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("pods", nargs=-1, required=True)
+@click.option("-t", "--timeout", type=float, default=None, help="Seconds to wait (default: grace period + 10).")
+@click.pass_context
+def stop(ctx, pods, timeout):
+    """Stop pods gracefully; keep their state and logs."""
+    rt = _runtime(ctx)
+    for pod in pods:
+        rt.stop(pod, timeout)
+        click.echo(pod)
+
+
+@main.command()
+@click.argument("pods", nargs=-1, required=True)
+@click.option("-f", "--force", is_flag=True, help="Kill running pods first.")
+@click.pass_context
+def rm(ctx, pods, force):
+    """Remove pods and everything they made on the host."""
+    rt = _runtime(ctx)
+    for pod in pods:
+        rt.remove(pod, force=force)
+        click.echo(pod)
+
+
+@main.command()
+@click.argument("file")
+@click.pass_context
+def down(ctx, file):
+    """Stop and remove the pods a manifest describes."""
+    for name in _runtime(ctx).down(_read_source(file)):
+        click.echo(name)
+
+
+@main.group()
+def image():
+    """Manage the local image store."""
+
+
+@image.command(name="import")
+@click.argument("src")
+@click.argument("name")
+@click.pass_context
+def image_import(ctx, src, name):
+    """Make an image from a root filesystem directory or tar."""
+    img = _runtime(ctx).import_image(src, name)
+    click.echo(f"{img.ref} {img.id}")
+
+
+@image.command(name="ls")
+@click.option("-o", "--output", type=click.Choice(["json"]), default=None)
+@click.pass_context
+def image_ls(ctx, output):
+    """List images."""
+    images = _runtime(ctx).image_store().images()
+    if output == "json":
+        click.echo(json.dumps([{"ref": i.ref, "id": i.id, "digest": i.digest, "size": i.size,
+                                "created": i.created} for i in images], indent=2))
+        return
+    rows = [["REFERENCE", "IMAGE ID", "SIZE"]]
+    for i in images:
+        rows.append([i.ref, i.id.split(":")[-1][:12], _human_size(i.size)])
+    widths = [max(len(r[k]) for r in rows) for k in range(3)]
+    for r in rows:
+        click.echo("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+@image.command(name="rm")
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_context
+def image_rm(ctx, refs):
+    """Remove images (and layers no other image uses)."""
+    from .runtime import require_root
+
+    require_root("minipod image rm")
+    store = _runtime(ctx).image_store()
+    for ref in refs:
+        store.remove(ref)
+        click.echo(ref)
+
+
+@image.command(name="inspect")
+@click.argument("ref")
+@click.pass_context
+def image_inspect(ctx, ref):
+    """Show an image's reference, digests, config and layers."""
+    i = _runtime(ctx).image_store().resolve(ref)
+    click.echo(json.dumps({"ref": i.ref, "id": i.id, "digest": i.digest, "size": i.size,
+                           "created": i.created, "config": i.config, "layers": i.layer_dirs}, indent=2))
+
+
+def _human_size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1000
+    return f"{n}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,208 @@
+"""One container: what it runs (argv, env, user, capabilities) and the spawn
+plan that makes it — join the pod's namespaces, a new mount (and PID)
+namespace, the overlay root, volumes, then exec.
+
+``exec_plan`` builds the plan of ``minipod exec``: the same namespaces,
+root, cgroup and user as a running container, for one more process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .capabilities import container_caps
+from .envvars import DEFAULT_PATH, command_line, container_env
+from .errors import MinipodError
+from .plan import (
+    CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWPID, NAMESPACE_FLAGS, ChDir, Clone, Dup2, Exec, Identity,
+    MkDir, NoNewPrivs, Plan, SetCtty, SetNs, SetSid, WriteFile,
+)
+from .rootfs import BindMount, container_rootfs_steps
+from .users import User, resolve_user
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a container needs of its image, kept in the pod's spec.json so the
+    supervisor does not have to open the image store."""
+
+    ref: str
+    id: str
+    digest: str
+    config: dict
+    layer_dirs: list[str]
+
+    @property
+    def image_id_ref(self) -> str:
+        """``imageID`` as kubelet shows it: repository@digest."""
+        repo = self.ref.rsplit(":", 1)[0] if "@" not in self.ref else self.ref.split("@")[0]
+        return f"{repo}@{self.digest}"
+
+    def to_dict(self) -> dict:
+        return {"ref": self.ref, "id": self.id, "digest": self.digest, "config": self.config,
+                "layer_dirs": self.layer_dirs}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ImageInfo":
+        return cls(d["ref"], d["id"], d["digest"], d.get("config") or {}, list(d["layer_dirs"]))
+
+    @classmethod
+    def of(cls, image) -> "ImageInfo":
+        return cls(image.ref, image.id, image.digest, dict(image.config or {}), list(image.layer_dirs))
+
+
+@dataclass
+class Launch:
+    """Everything about a container's process that does not depend on where
+    it is started: the answer to "what would run, as whom?"."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    user: User
+    caps: int
+    workdir: str
+    no_new_privs: bool = False
+    privileged: bool = False
+    readonly_root: bool = False
+    tty: bool = False
+    binds: list[BindMount] = field(default_factory=list)
+
+    def envp(self) -> tuple[str, ...]:
+        return tuple(f"{k}={v}" for k, v in self.env.items())
+
+    def search_path(self) -> str:
+        return self.env.get("PATH", DEFAULT_PATH)
+
+    def to_record(self) -> dict:
+        """What ``exec`` needs later, kept in state.json."""
+        return {
+            "argv": self.argv, "env": self.env, "uid": self.user.uid, "gid": self.user.gid,
+            "groups": list(self.user.groups), "caps": self.caps, "workdir": self.workdir,
+            "noNewPrivs": self.no_new_privs,
+        }
+
+
+def make_launch(pod: dict, container: dict, c_field: str, image, hostname: str,
+                config_maps: dict, secrets: dict, status: dict) -> Launch:
+    """Apply the Kubernetes rules to the image's config: command/args over
+    Entrypoint/Cmd, env over the image's Env, securityContext over User."""
+    image_config = image.config or {}
+    pod_sc = pod["spec"].get("securityContext") or {}
+    sc = container.get("securityContext") or {}
+
+    def pick(key):
+        return sc.get(key, pod_sc.get(key))
+
+    user = resolve_user(image.layer_dirs, image_config.get("User"), pick("runAsUser"),
+                        pick("runAsGroup"), pod_sc.get("supplementalGroups"))
+    env = container_env(pod, container, c_field, image_config.get("Env"), config_maps, secrets, status)
+    env.setdefault("HOSTNAME", hostname)
+    env.setdefault("HOME", user.home)
+    if container.get("tty"):
+        env.setdefault("TERM", "xterm")
+    argv = command_line(container, image_config, env)
+    if not argv:
+        raise MinipodError(f"{c_field}: no command specified (the image has no Entrypoint or Cmd)")
+    privileged = bool(sc.get("privileged"))
+    no_new_privs = sc.get("allowPrivilegeEscalation") is False and not privileged
+    return Launch(
+        name=container["name"],
+        argv=argv,
+        env=env,
+        user=user,
+        caps=container_caps(sc),
+        workdir=container.get("workingDir") or image_config.get("WorkingDir") or "/",
+        no_new_privs=no_new_privs,
+        privileged=privileged,
+        readonly_root=bool(sc.get("readOnlyRootFilesystem")),
+        tty=bool(container.get("tty")),
+    )
+
+
+def identity_step(user: User, caps: int) -> Identity:
+    """root keeps the container's capabilities effective; any other user
+    keeps them only in the bounding set, as containerd does."""
+    active = caps if user.uid == 0 else 0
+    return Identity(uid=user.uid, gid=user.gid, groups=user.groups, bounding=caps,
+                    effective=active, permitted=active, inheritable=0, ambient=0)
+
+
+def _stdio_steps(stdin: int, stdout: int, stderr: int, tty: bool) -> list:
+    steps = [SetSid()]
+    steps += [Dup2(stdin, 0), Dup2(stdout, 1), Dup2(stderr, 2)]
+    if tty:
+        steps.append(SetCtty(0))
+    return steps
+
+
+def container_plan(
+    *,
+    launch: Launch,
+    pause_ns_fds: dict[str, int],
+    new_pid_ns: bool,
+    cgroup_procs: list[str],
+    rootfs: str,
+    lower_dirs: list[str],
+    upper: str,
+    work: str,
+    shm_source: str | None,
+    stdio: tuple[int, int, int],
+) -> Plan:
+    """The steps of a container start, in order.
+
+    The first child joins the container's cgroup and the pod's namespaces
+    (by fds opened on the pause process); the clone then gives the
+    container its own mount namespace, its own PID namespace unless the pod
+    shares one, and a cgroup namespace rooted at its cgroup."""
+    plan = Plan(keep_fds=[*pause_ns_fds.values(), *stdio])
+    plan.add(*[WriteFile(path, "0") for path in cgroup_procs])
+    for ns, fd in pause_ns_fds.items():
+        plan.add(SetNs(fd, NAMESPACE_FLAGS[ns], f"pause /proc/<pause>/ns/{ns}"))
+    plan.add(Clone(CLONE_NEWNS | (CLONE_NEWPID if new_pid_ns else 0) | CLONE_NEWCGROUP))
+    plan.add(*container_rootfs_steps(
+        rootfs=rootfs, lower_dirs=lower_dirs, upper=upper, work=work, binds=launch.binds,
+        shm_source=shm_source, privileged=launch.privileged, readonly_root=launch.readonly_root,
+    ))
+    plan.add(MkDir(launch.workdir), ChDir(launch.workdir))
+    plan.add(*_stdio_steps(*stdio, launch.tty))
+    plan.add(identity_step(launch.user, launch.caps))
+    if launch.no_new_privs:
+        plan.add(NoNewPrivs())
+    plan.add(Exec(launch.argv[0], tuple(launch.argv), launch.envp(), launch.search_path()))
+    return plan
+
+
+def exec_plan(*, record: dict, container_pid: int, argv: list[str], env: dict[str, str],
+              cgroup_procs: list[str], stdio: tuple[int, int, int], tty: bool) -> Plan:
+    """Run ``argv`` inside a running container: its cgroup, then every
+    namespace of its process, the mount namespace last (after it, host
+    paths are gone), then a clone so the new process is inside the
+    container's PID namespace."""
+    fds = {}
+    for ns in ("net", "ipc", "uts", "pid", "cgroup", "mnt"):
+        fds[ns] = os.open(f"/proc/{container_pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+    plan = Plan(keep_fds=[*fds.values(), *stdio])
+    plan.add(*[WriteFile(path, "0", optional=True) for path in cgroup_procs])
+    for ns, fd in fds.items():
+        plan.add(SetNs(fd, NAMESPACE_FLAGS[ns], f"/proc/{container_pid}/ns/{ns}"))
+    plan.add(Clone(0))
+    plan.add(ChDir(record.get("workdir") or "/"))
+    plan.add(*_stdio_steps(*stdio, tty))
+    user = User(record.get("uid", 0), record.get("gid", 0), tuple(record.get("groups", ())))
+    plan.add(identity_step(user, record.get("caps", 0)))
+    if record.get("noNewPrivs"):
+        plan.add(NoNewPrivs())
+    envp = tuple(f"{k}={v}" for k, v in env.items())
+    plan.add(Exec(argv[0], tuple(argv), envp, env.get("PATH", DEFAULT_PATH)))
+    return plan
+
+
+def close_plan_fds(plan: Plan, keep: tuple[int, ...] = ()) -> None:
+    for fd in plan.keep_fds:
+        if fd not in keep and fd > 2:
+            try:
+                os.close(fd)
+            except OSError:
+                pass

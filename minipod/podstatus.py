@@ -1,0 +1,185 @@
+"""A pod's status the way Kubernetes reports it, computed from its record.
+
+Pure functions over the state dict the supervisor writes, so ``ps`` and
+``inspect`` need nothing but a file read, and the rules (phase, conditions,
+the STATUS column of ``kubectl get pods``) are testable without root.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+
+
+def now_rfc3339() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return _dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc).timestamp()
+    except ValueError:
+        return None
+
+
+def pod_phase(containers: list[dict], restart_policy: str, initialized: bool) -> str:
+    """Kubernetes' phase rules: Pending until every app container has
+    started; Succeeded or Failed once all have terminated for good."""
+    apps = [c for c in containers if not c.get("init")]
+    if not initialized:
+        inits = [c for c in containers if c.get("init")]
+        if any(_failed_for_good(c, restart_policy) for c in inits):
+            return "Failed"
+        return "Pending"
+    if any("running" not in c["state"] and not c.get("started") and "terminated" not in c["state"]
+           for c in apps):
+        return "Pending"
+    terminated = [c for c in apps if "terminated" in c["state"] and c.get("final")]
+    if len(terminated) == len(apps):
+        if all(c["state"]["terminated"]["exitCode"] == 0 for c in apps):
+            return "Succeeded"
+        return "Failed"
+    return "Running"
+
+
+def _failed_for_good(c: dict, restart_policy: str) -> bool:
+    term = c["state"].get("terminated")
+    return bool(term and term["exitCode"] != 0 and c.get("final"))
+
+
+def conditions(state: dict) -> list[dict]:
+    containers = state.get("containers", [])
+    apps = [c for c in containers if not c.get("init")]
+    initialized = bool(state.get("initialized"))
+    all_ready = bool(apps) and all(c.get("ready") for c in apps)
+    since = state.get("startTime") or state["pod"]["metadata"].get("creationTimestamp")
+
+    def cond(kind: str, ok: bool, reason: str | None = None) -> dict:
+        out = {"type": kind, "status": "True" if ok else "False", "lastTransitionTime": since}
+        if reason and not ok:
+            out["reason"] = reason
+        return out
+
+    not_ready = [c["name"] for c in apps if not c.get("ready")]
+    reason = "ContainersNotReady" if not_ready else None
+    if state.get("phase") in ("Succeeded", "Failed"):
+        reason = "PodCompleted"
+    return [
+        cond("PodScheduled", True),
+        cond("Initialized", initialized, "ContainersNotInitialized"),
+        cond("ContainersReady", all_ready, reason),
+        cond("Ready", all_ready, reason),
+    ]
+
+
+def _container_status(c: dict) -> dict:
+    out = {
+        "name": c["name"],
+        "image": c.get("image", ""),
+        "imageID": c.get("imageID", ""),
+        "ready": bool(c.get("ready")),
+        "started": bool(c.get("started")) and "running" in c["state"],
+        "restartCount": c.get("restartCount", 0),
+        "state": c["state"],
+        "lastState": c.get("lastState") or {},
+    }
+    if c.get("containerID"):
+        out["containerID"] = c["containerID"]
+    return out
+
+
+def pod_object(state: dict, supervisor_alive: bool) -> dict:
+    """The Pod as ``kubectl get pod -o json`` would show it, plus minipod's
+    own facts under ``status.minipod``."""
+    pod = state["pod"]
+    phase = state.get("phase", "Pending")
+    reason = state.get("reason")
+    message = state.get("message")
+    if not supervisor_alive and phase in ("Pending", "Running"):
+        phase, reason = "Unknown", "SupervisorGone"
+        message = "the pod's supervisor is not running; remove the pod with 'minipod rm -f'"
+    containers = state.get("containers", [])
+    status = {
+        "phase": phase,
+        "conditions": conditions({**state, "phase": phase}),
+        "hostIP": state.get("hostIP"),
+        "hostIPs": [{"ip": state["hostIP"]}] if state.get("hostIP") else [],
+        "podIP": state.get("podIP"),
+        "podIPs": [{"ip": state["podIP"]}] if state.get("podIP") else [],
+        "startTime": state.get("startTime"),
+        "qosClass": state.get("qosClass", "BestEffort"),
+        "initContainerStatuses": [_container_status(c) for c in containers if c.get("init")],
+        "containerStatuses": [_container_status(c) for c in containers if not c.get("init")],
+        "minipod": {
+            "supervisorPid": state.get("supervisorPid") if supervisor_alive else None,
+            "pausePid": state.get("pausePid"),
+            "namespaces": state.get("namespaces", {}),
+            "cgroup": state.get("cgroupPath"),
+            "rootDir": state.get("dataDir"),
+            "logDir": state.get("logDir"),
+        },
+    }
+    if reason:
+        status["reason"] = reason
+    if message:
+        status["message"] = message
+    if not status["podIP"]:
+        del status["podIP"], status["podIPs"]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod["metadata"], "spec": pod["spec"],
+            "status": status}
+
+
+def status_word(pod: dict) -> str:
+    """The STATUS column of ``kubectl get pods``."""
+    status = pod["status"]
+    if status.get("reason") in ("SupervisorGone",):
+        return "Unknown"
+    inits = status.get("initContainerStatuses", [])
+    for i, c in enumerate(inits):
+        term = c["state"].get("terminated")
+        if term and term.get("exitCode") == 0:
+            continue
+        if term:
+            return f"Init:{term.get('reason') or 'Error'}"
+        waiting = c["state"].get("waiting")
+        if waiting and waiting.get("reason") not in (None, "PodInitializing", "ContainerCreating"):
+            return f"Init:{waiting['reason']}"
+        return f"Init:{i}/{len(inits)}"
+    word = status["phase"]
+    for c in status.get("containerStatuses", []):
+        state = c["state"]
+        if "waiting" in state and state["waiting"].get("reason"):
+            word = state["waiting"]["reason"]
+        elif "terminated" in state and status["phase"] != "Running":
+            word = state["terminated"].get("reason") or "Error"
+    if status["phase"] == "Running" and word in ("Completed", "Error"):
+        word = "Running"
+    return word
+
+
+def ready_column(pod: dict) -> str:
+    apps = pod["status"].get("containerStatuses", [])
+    return f"{sum(1 for c in apps if c['ready'])}/{len(apps)}"
+
+
+def restarts_column(pod: dict) -> int:
+    return sum(c.get("restartCount", 0) for c in pod["status"].get("containerStatuses", []))
+
+
+def age(timestamp: str | None, now: float | None = None) -> str:
+    """kubectl's short ages: 45s, 3m12s, 5h, 2d."""
+    start = parse_rfc3339(timestamp)
+    if start is None:
+        return "<unknown>"
+    secs = max(0, int((now or time.time()) - start))
+    if secs < 120:
+        return f"{secs}s"
+    if secs < 600:
+        return f"{secs // 60}m{secs % 60}s"
+    if secs < 3 * 3600:
+        return f"{secs // 60}m"
+    if secs < 48 * 3600:
+        return f"{secs // 3600}h"
+    return f"{secs // 86400}d"

@@ -1,0 +1,263 @@
+"""The sequencer: the one place that orders a pod's steps.
+
+``run``: read and validate the manifest, resolve every image (all before
+anything exists on the host) → claim the pod's name → record its spec →
+start its supervisor, which builds the sandbox and starts the containers →
+on a failure, undo what exists. ``stop``, ``rm`` and ``down`` walk the same
+road back. The library API (``minipod.Runtime``) and the CLI both use this.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+
+from .config import Config
+from .errors import MinipodError, NotRootError, StateError
+from .state import PodDir, PodTable, write_json_atomic
+
+
+def require_root(what: str = "minipod") -> None:
+    if os.geteuid() != 0:
+        raise NotRootError(what)
+
+
+def _creation_timestamp() -> str:
+    from .podstatus import now_rfc3339
+
+    return now_rfc3339()
+
+
+class StartReport:
+    """The outcome of ``run`` for one pod: its handle and any container that
+    could not start (the pod exists; its status says why)."""
+
+    def __init__(self, pod, failures: dict[str, str]):
+        self.pod = pod
+        self.failures = failures
+
+
+class Runtime:
+    """minipod on this host. Every argument may also come from the
+    environment (MINIPOD_ROOT, MINIPOD_BRIDGE, MINIPOD_SUBNET,
+    MINIPOD_CGROUP_PARENT)."""
+
+    def __init__(self, root: str | None = None, bridge: str | None = None, subnet: str | None = None,
+                 cgroup_parent: str | None = None, debug: bool = False, config: Config | None = None):
+        self.config = config or Config.from_env(root=root, bridge=bridge, subnet=subnet,
+                                                cgroup_parent=cgroup_parent, debug=debug or None)
+        self.table = PodTable(self.config)
+
+    # ------------------------------------------------------------ manifests
+    def validate(self, source):
+        """Parse and check a manifest (path, text or dict); returns it with
+        its warnings. Raises SpecError listing every problem."""
+        from .spec import load_manifest
+
+        return load_manifest(source)
+
+    def _resolve_images(self, pod: dict) -> dict:
+        from .container import ImageInfo
+        from .images import ImageStore
+
+        store = ImageStore(self.config.images_dir)
+        spec = pod["spec"]
+        found = {}
+        for c in (spec.get("initContainers") or []) + spec["containers"]:
+            found[c["name"]] = ImageInfo.of(store.resolve(c["image"]))
+        return found
+
+    # ------------------------------------------------------------ run
+    def start(self, source, *, replace: bool = False) -> list[StartReport]:
+        """Create and start every Pod of a manifest; returns one report per pod."""
+        manifest = source if hasattr(source, "pods") else self.validate(source)
+        require_root("minipod run")
+        images = [self._resolve_images(pod) for pod in manifest.pods]
+        reports = []
+        for pod, pod_images in zip(manifest.pods, images):
+            reports.append(self._start_pod(pod, pod_images, manifest, replace))
+        return reports
+
+    def run(self, source, *, replace: bool = False):
+        """Start the pods of a manifest. Returns the Pod handle when the
+        manifest holds one pod, else a list of handles."""
+        pods = [r.pod for r in self.start(source, replace=replace)]
+        return pods[0] if len(pods) == 1 else pods
+
+    def _start_pod(self, pod: dict, images: dict, manifest, replace: bool) -> StartReport:
+        from .launcher import start_supervisor
+
+        meta = pod["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        if replace and self.table.dir_for(namespace, name).exists():
+            self.remove(f"{namespace}/{name}", force=True)
+        pod_dir = self.table.claim(namespace, name)
+        uid = str(uuid.uuid4())
+        meta["uid"] = uid
+        meta["creationTimestamp"] = _creation_timestamp()
+        ns_of = lambda table: [[ns, n, obj] for (ns, n), obj in table.items() if ns == namespace]  # noqa: E731
+        try:
+            write_json_atomic(os.path.join(pod_dir.path, "spec.json"), {
+                "pod": pod, "configMaps": ns_of(manifest.config_maps), "secrets": ns_of(manifest.secrets),
+                "images": {k: v.to_dict() for k, v in images.items()},
+            })
+            # Recorded before the supervisor exists, so `rm -f` can always
+            # find what a pod may have made, whatever happens next.
+            pod_dir.write({
+                "version": 1, "pod": pod, "uid": uid, "phase": "Pending",
+                "dataDir": os.path.join(self.config.pods_data_dir, uid),
+                "logDir": os.path.join(self.config.logs_dir, f"{namespace}_{name}_{uid}"),
+                "cgroupId": f"pod-{uid}", "cgroupParent": self.config.cgroup_parent,
+                "containers": [],
+            })
+            outcome = start_supervisor(self.config, pod_dir)
+        except BaseException:
+            self._destroy(pod_dir)
+            raise
+        if not outcome.get("ok"):
+            self._destroy(pod_dir)
+            raise MinipodError(outcome.get("error") or "the pod could not be started",
+                               hint=outcome.get("hint"))
+        from .handle import Pod
+
+        return StartReport(Pod(self, namespace, name), outcome.get("failures") or {})
+
+    # ------------------------------------------------------------ queries
+    def pods(self) -> list:
+        from .handle import Pod
+
+        out = []
+        for pod_dir in self.table.all():
+            state = pod_dir.read()
+            if state.get("pod"):
+                meta = state["pod"]["metadata"]
+                out.append(Pod(self, meta["namespace"], meta["name"]))
+        return out
+
+    def pod(self, ref: str):
+        from .handle import Pod
+        from .state import split_ref
+
+        self.table.find(ref)
+        return Pod(self, *split_ref(ref))
+
+    def pod_object(self, ref: str) -> dict:
+        """The Pod JSON of ``inspect``."""
+        from .podstatus import pod_object
+
+        pod_dir = self.table.find(ref)
+        state = pod_dir.read()
+        if not state.get("pod"):
+            raise StateError(f'pod "{ref}" is still being created')
+        return pod_object(state, pod_dir.supervisor_alive())
+
+    def pod_objects(self) -> list[dict]:
+        from .podstatus import pod_object
+
+        out = []
+        for pod_dir in self.table.all():
+            state = pod_dir.read()
+            if state.get("pod"):
+                out.append(pod_object(state, pod_dir.supervisor_alive()))
+        return out
+
+    # ------------------------------------------------------------ stop / rm
+    def stop(self, ref: str, timeout: float | None = None) -> None:
+        """Stop gracefully: the supervisor sends each container its stop
+        signal, waits the grace period, then kills what is left."""
+        require_root("minipod stop")
+        pod_dir = self.table.find(ref)
+        state = pod_dir.read()
+        if not pod_dir.supervisor_alive():
+            return
+        pid = state.get("supervisorPid")
+        if not pid or not _is_supervisor(pid):
+            raise StateError(f'pod "{ref}": its supervisor cannot be found')
+        os.kill(pid, signal.SIGTERM)
+        grace = float(state["pod"]["spec"].get("terminationGracePeriodSeconds", 30))
+        limit = time.monotonic() + (timeout if timeout is not None else grace + 10)
+        while pod_dir.supervisor_alive():
+            if time.monotonic() > limit:
+                raise StateError(f'pod "{ref}" did not stop in time', hint="use 'minipod rm -f'")
+            time.sleep(0.01)
+
+    def remove(self, ref: str, force: bool = False) -> None:
+        """Remove a stopped pod and everything it made on the host; with
+        ``force``, kill it first (no grace period)."""
+        require_root("minipod rm")
+        pod_dir = self.table.find(ref)
+        if pod_dir.supervisor_alive():
+            if not force:
+                raise StateError(f'pod "{ref}" is running', hint="stop it first, or use 'minipod rm -f'")
+        self._destroy(pod_dir)
+
+    def _destroy(self, pod_dir: PodDir) -> None:
+        """Kill, release and delete, from the record alone: works whether the
+        supervisor is alive, dead, or never existed."""
+        from .teardown import kill_supervisor, release_host_resources, remove_tree
+
+        state = pod_dir.read()
+        if pod_dir.supervisor_alive():
+            from .cgroups import open_pod_cgroup
+
+            # Kill the containers first, so the supervisor sees them go and
+            # nothing is orphaned to init; then the supervisor itself.
+            if state.get("cgroupId"):
+                cg = open_pod_cgroup(parent=state.get("cgroupParent", self.config.cgroup_parent),
+                                     pod_id=state["cgroupId"])
+                if cg.exists():
+                    cg.kill_all(signal.SIGKILL)
+            kill_supervisor(state.get("supervisorPid"))
+            deadline = time.monotonic() + 5
+            while pod_dir.supervisor_alive() and time.monotonic() < deadline:
+                time.sleep(0.005)
+        release_host_resources(cgroup_parent=state.get("cgroupParent", self.config.cgroup_parent),
+                               cgroup_id=state.get("cgroupId"), data_dir=state.get("dataDir"))
+        from .cgroups import remove_parent_if_empty
+
+        remove_parent_if_empty(state.get("cgroupParent", self.config.cgroup_parent))
+        for path in (state.get("dataDir"), state.get("logDir")):
+            if path:
+                remove_tree(path)
+        remove_tree(pod_dir.path)
+
+    def down(self, source) -> list[str]:
+        """Stop and remove the pods a manifest describes; returns their names."""
+        manifest = self.validate(source)
+        require_root("minipod down")
+        removed = []
+        for pod in manifest.pods:
+            ref = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+            try:
+                pod_dir = self.table.find(ref)
+            except StateError:
+                continue
+            try:
+                self.stop(ref)
+            except StateError:
+                pass
+            self._destroy(pod_dir)
+            removed.append(pod["metadata"]["name"])
+        return removed
+
+    # ------------------------------------------------------------ images
+    def image_store(self):
+        from .images import ImageStore
+
+        return ImageStore(self.config.images_dir)
+
+    def import_image(self, src: str, ref: str):
+        from .images.importer import import_rootfs
+
+        require_root("minipod image import")
+        return import_rootfs(self.image_store(), src, ref)
+
+
+def _is_supervisor(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().startswith("minipod-sup")
+    except OSError:
+        return False

@@ -1,0 +1,170 @@
+"""The pod sandbox: the pause process that owns the shared namespaces, and the
+per-pod files every container sees (``/etc/hosts``, ``/etc/hostname``,
+``/etc/resolv.conf``).
+
+The pause process is created with new network, IPC and UTS namespaces (and a
+PID namespace of which it is PID 1 when ``shareProcessNamespace`` is set).
+It does nothing else; because the namespaces belong to it, containers can
+come and go without the pod losing its hostname, its loopback or its IP.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .plan import (
+    CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWUTS, Clone, Dup2, Exec, LinkUp, Plan,
+    SetHostname, WriteFile,
+)
+
+SHARED_NAMESPACES = ("net", "ipc", "uts", "pid")
+
+
+@dataclass(frozen=True)
+class SandboxShape:
+    """Which namespaces the pause process creates; the rest are the host's."""
+
+    net: bool = True
+    ipc: bool = True
+    uts: bool = True
+    pid: bool = False
+
+    @classmethod
+    def of(cls, spec: dict) -> "SandboxShape":
+        host_network = bool(spec.get("hostNetwork"))
+        return cls(
+            net=not host_network,
+            # With hostNetwork the pod also has the host's hostname, as in Kubernetes.
+            uts=not host_network,
+            ipc=not spec.get("hostIPC"),
+            pid=bool(spec.get("shareProcessNamespace")) and not spec.get("hostPID"),
+        )
+
+    @property
+    def clone_flags(self) -> int:
+        return ((CLONE_NEWNET if self.net else 0) | (CLONE_NEWIPC if self.ipc else 0)
+                | (CLONE_NEWUTS if self.uts else 0) | (CLONE_NEWPID if self.pid else 0))
+
+    def owned(self) -> list[str]:
+        return [ns for ns in SHARED_NAMESPACES if getattr(self, ns)]
+
+
+def pod_hostname(pod: dict) -> str:
+    """``spec.hostname`` or the pod name cut to a DNS label, as Kubernetes does."""
+    spec = pod["spec"]
+    if spec.get("hostname"):
+        return spec["hostname"]
+    return pod["metadata"]["name"][:63].rstrip("-.")
+
+
+def hosts_file(hostname: str, pod_ip: str | None, subdomain: str | None, namespace: str,
+               host_aliases: list | None) -> str:
+    lines = [
+        "# Kubernetes-managed hosts file (minipod).",
+        "127.0.0.1\tlocalhost",
+        "::1\tlocalhost ip6-localhost ip6-loopback",
+        "fe00::0\tip6-localnet",
+        "fe00::0\tip6-mcastprefix",
+        "fe00::1\tip6-allnodes",
+        "fe00::2\tip6-allrouters",
+    ]
+    names = hostname
+    if subdomain:
+        names = f"{hostname}.{subdomain}.{namespace}.svc.cluster.local\t{hostname}"
+    # Without a pod IP the hostname still has to resolve, to a loopback address.
+    lines.append(f"{pod_ip or '127.0.1.1'}\t{names}")
+    for alias in host_aliases or []:
+        lines.append(f"{alias['ip']}\t{' '.join(alias.get('hostnames') or [])}")
+    return "\n".join(lines) + "\n"
+
+
+def resolv_conf(host_resolv: str, dns_policy: str, dns_config: dict | None,
+                pod_has_own_network: bool) -> str:
+    """No cluster DNS exists on one host, so ClusterFirst behaves as Default:
+    the host's resolvers. Loopback resolvers (systemd-resolved's 127.0.0.53)
+    are unreachable from a pod's own network namespace and are dropped."""
+    nameservers: list[str] = []
+    searches: list[str] = []
+    options: list[str] = []
+    if dns_policy != "None":
+        for line in host_resolv.splitlines():
+            parts = line.split()
+            if not parts or parts[0].startswith(("#", ";")):
+                continue
+            if parts[0] == "nameserver" and len(parts) > 1:
+                if pod_has_own_network and parts[1].startswith(("127.", "::1")):
+                    continue
+                nameservers.append(parts[1])
+            elif parts[0] in ("search", "domain"):
+                searches.extend(parts[1:])
+            elif parts[0] == "options":
+                options.extend(parts[1:])
+    dns_config = dns_config or {}
+    nameservers += dns_config.get("nameservers") or []
+    searches += dns_config.get("searches") or []
+    for opt in dns_config.get("options") or []:
+        options.append(f"{opt['name']}:{opt['value']}" if opt.get("value") else opt["name"])
+    out = [f"nameserver {ns}" for ns in dict.fromkeys(nameservers)]
+    if searches:
+        out.append("search " + " ".join(dict.fromkeys(searches)))
+    if options:
+        out.append("options " + " ".join(dict.fromkeys(options)))
+    return "\n".join(out) + "\n"
+
+
+def write_pod_files(data_dir: str, pod: dict, hostname: str, pod_ip: str | None,
+                    shape: SandboxShape) -> dict[str, str]:
+    """Write hosts, hostname and resolv.conf into the pod directory; return
+    their paths by the container path they are mounted at."""
+    spec = pod["spec"]
+    try:
+        with open("/etc/resolv.conf") as f:
+            host_resolv = f.read()
+    except OSError:
+        host_resolv = ""
+    if spec.get("hostNetwork"):
+        hostname = os.uname().nodename  # the host's UTS namespace, so its name
+    files = {
+        "/etc/hosts": ("etc-hosts", hosts_file(hostname, pod_ip, spec.get("subdomain"),
+                                               pod["metadata"]["namespace"], spec.get("hostAliases"))),
+        "/etc/hostname": ("hostname", hostname + "\n"),
+        "/etc/resolv.conf": ("resolv.conf", resolv_conf(host_resolv, spec.get("dnsPolicy", "ClusterFirst"),
+                                                        spec.get("dnsConfig"), shape.net)),
+    }
+    paths = {}
+    for target, (name, content) in files.items():
+        path = os.path.join(data_dir, name)
+        with open(path, "w") as f:
+            f.write(content)
+        os.chmod(path, 0o644)
+        paths[target] = path
+    return paths
+
+
+def pause_plan(pause_binary: str, shape: SandboxShape, hostname: str,
+               cgroup_procs: list[str], devnull_fd: int) -> Plan:
+    """Start the pause process: join its cgroup, create the pod's namespaces,
+    name the host, bring loopback up, and exec the tiny native program."""
+    plan = Plan(keep_fds=[devnull_fd])
+    plan.add(*[WriteFile(path, "0") for path in cgroup_procs])
+    plan.add(Clone(shape.clone_flags))
+    if shape.uts:
+        plan.add(SetHostname(hostname))
+    if shape.net:
+        plan.add(LinkUp("lo"))
+    plan.add(Dup2(devnull_fd, 0), Dup2(devnull_fd, 1), Dup2(devnull_fd, 2))
+    plan.add(Exec(pause_binary, ("minipod-pause",), ()))
+    return plan
+
+
+def namespace_inodes(pid: int, names=("net", "ipc", "uts", "pid", "mnt", "cgroup")) -> dict[str, int]:
+    """The inode of each namespace of ``pid``: equal inodes mean a shared
+    namespace, which is how ``inspect`` shows what a pod shares."""
+    out = {}
+    for ns in names:
+        try:
+            out[ns] = os.stat(f"/proc/{pid}/ns/{ns}").st_ino
+        except OSError:
+            pass
+    return out

@@ -1,0 +1,62 @@
+"""The result of reading a manifest: its Pods, ConfigMaps, Secrets and warnings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Manifest:
+    """A validated manifest.
+
+    ``pods`` are complete Pod objects (``apiVersion``, ``kind``, ``metadata``,
+    ``spec``) with defaults filled in; ``config_maps`` and ``secrets`` map
+    ``(namespace, name)`` to the object (Secret ``stringData`` already merged
+    into base64 ``data``); ``warnings`` has one line per field that is valid
+    Kubernetes but ignored on one host. Every object is minipod's own copy."""
+
+    pods: list[dict] = field(default_factory=list)
+    config_maps: dict[tuple[str, str], dict] = field(default_factory=dict)
+    secrets: dict[tuple[str, str], dict] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    source: str | None = None
+
+    def pod_config_maps(self, pod: dict) -> dict[tuple[str, str], dict]:
+        """The ConfigMaps of this manifest that ``pod`` refers to."""
+        return self._referenced(pod, self.config_maps, "ConfigMap")
+
+    def pod_secrets(self, pod: dict) -> dict[tuple[str, str], dict]:
+        """The Secrets of this manifest that ``pod`` refers to."""
+        return self._referenced(pod, self.secrets, "Secret")
+
+    @staticmethod
+    def _referenced(pod: dict, table: dict, kind: str) -> dict:
+        namespace = pod["metadata"]["namespace"]
+        wanted = referenced_names(pod["spec"], kind)
+        return {key: obj for key, obj in table.items() if key[0] == namespace and key[1] in wanted}
+
+
+def referenced_names(spec: dict, kind: str) -> set[str]:
+    """Names of the ConfigMaps (``kind="ConfigMap"``) or Secrets a pod spec
+    refers to, from env, envFrom, volumes and projected volumes."""
+    key_ref, env_from, volume, name_field = (
+        ("configMapKeyRef", "configMapRef", "configMap", "name") if kind == "ConfigMap"
+        else ("secretKeyRef", "secretRef", "secret", "secretName"))
+    found: set[str] = set()
+    for field_name in ("initContainers", "containers", "ephemeralContainers"):
+        for ctr in spec.get(field_name) or []:
+            for env in ctr.get("env") or []:
+                ref = (env.get("valueFrom") or {}).get(key_ref)
+                if ref:
+                    found.add(ref.get("name"))
+            for source in ctr.get("envFrom") or []:
+                if source.get(env_from):
+                    found.add(source[env_from].get("name"))
+    for vol in spec.get("volumes") or []:
+        if vol.get(volume):
+            found.add(vol[volume].get(name_field))
+        for source in (vol.get("projected") or {}).get("sources") or []:
+            if source.get(volume):
+                found.add(source[volume].get("name"))
+    found.discard(None)
+    return found

@@ -1,0 +1,105 @@
+"""Undo everything a pod made on the host, from its record alone.
+
+The same function serves the supervisor at the end of a pod's life and
+``minipod rm -f`` after a supervisor died (even by SIGKILL): it needs only
+the pod's state on disk. Each step is idempotent and tolerates what is
+already gone, so it can run twice, or after a start that failed half-way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+
+log = logging.getLogger("minipod.teardown")
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal."""
+    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def mounts_under(directory: str, mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+    """Mount points at or below ``directory``, deepest first."""
+    directory = os.path.realpath(directory)
+    found = []
+    try:
+        with open(mountinfo) as f:
+            for line in f:
+                point = _unescape(line.split()[4])
+                if point == directory or point.startswith(directory + "/"):
+                    found.append(point)
+    except FileNotFoundError:
+        return []
+    return sorted(found, key=lambda p: p.count("/"), reverse=True)
+
+
+def unmount_all_under(directory: str) -> None:
+    from . import _sys
+    from .errors import KernelError
+
+    # A path can be mounted over more than once; repeat until none is left.
+    for _ in range(8):
+        points = mounts_under(directory)
+        if not points:
+            return
+        for point in points:
+            log.debug("umount %s", point)
+            try:
+                _sys.umount2(point, 2)  # MNT_DETACH: a busy mount must not stop the teardown
+            except KernelError as exc:
+                log.debug("umount %s: %s", point, exc)
+
+
+def remove_tree(path: str) -> None:
+    """``rm -rf`` that refuses to cross into a mount point (a volume still
+    mounted must never have the host's files under it deleted)."""
+    if not os.path.lexists(path):
+        return
+    root_dev = os.lstat(path).st_dev
+
+    def onerror(func, p, exc_info):
+        log.debug("remove %s: %s", p, exc_info[1])
+
+    for current, dirs, _files in os.walk(path):
+        for d in list(dirs):
+            full = os.path.join(current, d)
+            if os.path.ismount(full) or os.lstat(full).st_dev != root_dev:
+                from .errors import StateError
+
+                raise StateError(f"refusing to delete {path}: {full} is still a mount point")
+    shutil.rmtree(path, onerror=onerror)
+
+
+def kill_supervisor(pid: int | None) -> None:
+    """SIGKILL a pod's supervisor, checked by its process name so a reused pid
+    of some other program is never hit."""
+    if not pid:
+        return
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            comm = f.read().strip()
+    except OSError:
+        return
+    if comm.startswith("minipod-sup"):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def release_host_resources(*, cgroup_parent: str, cgroup_id: str | None, data_dir: str | None) -> None:
+    """Kill every process of the pod (they are all in its cgroup: pause,
+    containers, exec'd commands), unmount what is mounted under its data
+    directory, and remove its cgroups."""
+    if cgroup_id:
+        from .cgroups import open_pod_cgroup
+
+        cg = open_pod_cgroup(parent=cgroup_parent, pod_id=cgroup_id)
+        if cg.exists():
+            cg.kill_all(signal.SIGKILL)
+            cg.destroy()
+    if data_dir:
+        unmount_all_under(data_dir)

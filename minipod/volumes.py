@@ -1,0 +1,212 @@
+"""Pod volumes on the host, and how each container's volumeMounts reach them.
+
+A volume is prepared once per pod by the supervisor (a directory, a tmpfs, a
+host path that passed its type check, files from a ConfigMap or Secret) and
+then bind-mounted into every container that mounts it, so the containers
+really share it. ``subPath`` is resolved on the host and pinned by an open
+file descriptor, so a symlink planted in the volume by a container cannot
+redirect the mount outside the volume between the check and the mount.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from dataclasses import dataclass, field
+
+from .errors import KernelError, MinipodError, SpecError
+from .rootfs import BindMount
+
+
+@dataclass
+class PreparedVolume:
+    name: str
+    host_path: str
+    is_dir: bool = True
+    mounted: bool = False  # a tmpfs minipod mounted on the host (unmounted at teardown)
+
+
+@dataclass
+class VolumeSet:
+    """The pod's prepared volumes by name; owns the host mounts it made."""
+
+    volumes: dict[str, PreparedVolume] = field(default_factory=dict)
+
+    def host_mounts(self) -> list[str]:
+        return [v.host_path for v in self.volumes.values() if v.mounted]
+
+
+def _check_host_path(path: str, kind: str, vol_field: str) -> bool:
+    """Apply a hostPath ``type`` check; returns whether the path is a
+    directory. Creates what the ``…OrCreate`` types allow."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    if kind == "DirectoryOrCreate" and st is None:
+        os.makedirs(path, 0o755, exist_ok=True)
+        return True
+    if kind == "FileOrCreate" and st is None:
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            raise SpecError(f"{vol_field}.hostPath.path: parent directory {parent} does not exist")
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        return False
+    wanted = {
+        "Directory": stat.S_ISDIR, "DirectoryOrCreate": stat.S_ISDIR,
+        "File": stat.S_ISREG, "FileOrCreate": stat.S_ISREG,
+        "Socket": stat.S_ISSOCK, "CharDevice": stat.S_ISCHR, "BlockDevice": stat.S_ISBLK,
+    }
+    if kind in wanted:
+        if st is None:
+            raise SpecError(f"{vol_field}.hostPath.path: {path} does not exist (type {kind})")
+        if not wanted[kind](st.st_mode):
+            raise SpecError(f"{vol_field}.hostPath.path: {path} is not a {kind}")
+    elif st is None:
+        # type "" does no check, but a bind mount of nothing cannot work
+        raise SpecError(f"{vol_field}.hostPath.path: {path} does not exist")
+    return stat.S_ISDIR(st.st_mode)
+
+
+def _write_projection(directory: str, entries: dict[str, bytes], items: list | None,
+                      default_mode: int, vol_field: str) -> None:
+    """Write ConfigMap/Secret keys as files, all of them or the listed ``items``."""
+    os.makedirs(directory, 0o755, exist_ok=True)
+    selected: list[tuple[str, str, int]] = []
+    if items:
+        for i, item in enumerate(items):
+            key = item["key"]
+            if key not in entries:
+                raise SpecError(f"{vol_field}.items[{i}].key: no key {key!r}")
+            selected.append((key, item["path"], item.get("mode", default_mode)))
+    else:
+        selected = [(key, key, default_mode) for key in entries]
+    for key, rel, mode in selected:
+        path = os.path.join(directory, rel)
+        os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, entries[key])
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+
+
+def config_map_entries(cm: dict) -> dict[str, bytes]:
+    out = {k: v.encode() for k, v in (cm.get("data") or {}).items()}
+    out.update({k: base64.b64decode(v) for k, v in (cm.get("binaryData") or {}).items()})
+    return out
+
+
+def secret_entries(secret: dict) -> dict[str, bytes]:
+    return {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+
+
+def prepare_volumes(pod: dict, data_dir: str, config_maps: dict, secrets: dict,
+                    mount_tmpfs) -> VolumeSet:
+    """Make every volume of ``pod`` exist on the host under ``data_dir``.
+
+    ``mount_tmpfs(path, options)`` mounts a tmpfs (the caller owns the
+    native module); the returned VolumeSet records the mounts made so far
+    even when a later volume fails, so the caller can undo them."""
+    namespace = pod["metadata"]["namespace"]
+    result = VolumeSet()
+    for i, vol in enumerate(pod["spec"].get("volumes") or []):
+        name, vol_field = vol["name"], f"spec.volumes[{i}]"
+        path = os.path.join(data_dir, "volumes", name)
+        if "emptyDir" in vol:
+            os.makedirs(path, 0o777, exist_ok=True)
+            os.chmod(path, 0o777)  # like kubelet: any container user may write
+            prepared = PreparedVolume(name, path)
+            if (vol["emptyDir"] or {}).get("medium") == "Memory":
+                size = (vol["emptyDir"] or {}).get("sizeLimit")
+                options = "mode=1777" + (f",size={_bytes(size)}" if size else "")
+                mount_tmpfs(path, options)
+                prepared.mounted = True
+            result.volumes[name] = prepared
+        elif "hostPath" in vol:
+            host = vol["hostPath"]["path"]
+            is_dir = _check_host_path(host, vol["hostPath"].get("type") or "", vol_field)
+            result.volumes[name] = PreparedVolume(name, host, is_dir)
+        elif "configMap" in vol or "secret" in vol:
+            kind = "configMap" if "configMap" in vol else "secret"
+            src = vol[kind]
+            ref = src.get("name") if kind == "configMap" else src.get("secretName")
+            table = config_maps if kind == "configMap" else secrets
+            obj = table.get((namespace, ref))
+            if obj is None:
+                if not src.get("optional"):
+                    raise SpecError(f"{vol_field}.{kind}: {kind} {ref!r} not found")
+                entries = {}
+            else:
+                entries = config_map_entries(obj) if kind == "configMap" else secret_entries(obj)
+            _write_projection(path, entries, src.get("items"), src.get("defaultMode", 0o644), vol_field)
+            result.volumes[name] = PreparedVolume(name, path)
+        else:
+            kinds = sorted(k for k in vol if k != "name")
+            raise SpecError(f"{vol_field}: volume source {', '.join(kinds)} is not supported by minipod")
+    return result
+
+
+def _bytes(quantity) -> int:
+    from .spec import parse_quantity
+
+    return int(parse_quantity(str(quantity)))
+
+
+def _fd_path(fd: int) -> str:
+    return os.readlink(f"/proc/self/fd/{fd}")
+
+
+def open_subpath(volume_root: str, sub_path: str, field_path: str) -> tuple[int, bool]:
+    """Open ``volume_root/sub_path`` as an O_PATH fd that provably lies inside
+    the volume, creating missing directories as kubelet does.
+
+    The check is made on the opened fd (its ``/proc/self/fd`` link), not on
+    the name, so a symlink swapped in afterwards changes nothing."""
+    root = os.path.realpath(volume_root)
+    target = os.path.realpath(os.path.join(root, sub_path))
+    if target != root and not target.startswith(root + os.sep):
+        raise MinipodError(f"{field_path}: subPath {sub_path!r} leads outside the volume")
+    if not os.path.lexists(target):
+        os.makedirs(target, 0o755, exist_ok=True)
+    try:
+        fd = os.open(target, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise KernelError.from_oserror("open subPath", exc, target) from None
+    real = _fd_path(fd)
+    if real != root and not real.startswith(root + os.sep):
+        os.close(fd)
+        raise MinipodError(f"{field_path}: subPath {sub_path!r} leads outside the volume")
+    return fd, stat.S_ISDIR(os.fstat(fd).st_mode)
+
+
+def container_binds(container: dict, c_field: str, volumes: VolumeSet, env: dict[str, str]
+                    ) -> tuple[list[BindMount], list[int]]:
+    """The bind mounts of one container's volumeMounts, and the fds that pin
+    subPaths (the caller closes them once the container is spawned)."""
+    binds: list[BindMount] = []
+    fds: list[int] = []
+    try:
+        for j, vm in enumerate(container.get("volumeMounts") or []):
+            vol = volumes.volumes[vm["name"]]
+            sub = vm.get("subPath") or ""
+            if vm.get("subPathExpr"):
+                from .envvars import expand
+
+                sub = expand(vm["subPathExpr"], env)
+            if sub:
+                if not vol.is_dir:
+                    raise MinipodError(f"{c_field}.volumeMounts[{j}].subPath: volume {vol.name} is not a directory")
+                fd, is_dir = open_subpath(vol.host_path, sub, f"{c_field}.volumeMounts[{j}]")
+                fds.append(fd)
+                source = f"/proc/self/fd/{fd}"
+            else:
+                source, is_dir = vol.host_path, vol.is_dir
+            binds.append(BindMount(source, vm["mountPath"], bool(vm.get("readOnly")), is_dir))
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return binds, fds

@@ -1,0 +1,601 @@
+/*
+ * minipod native spawn: see spawn.h and the module docstring of
+ * minipod/plan.py for what each step means.
+ *
+ * Rules for everything that runs after fork(): no malloc, no stdio, no locks,
+ * only async-signal-safe calls and raw system calls. The caller is Python,
+ * possibly with other threads that held libc locks at the time of the fork.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "spawn.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
+/* capset(2) ABI, declared here so that there is no libcap dependency. */
+#define MP_CAP_VERSION_3 0x20080522
+struct mp_cap_header {
+    unsigned int version;
+    int pid;
+};
+struct mp_cap_data {
+    unsigned int effective;
+    unsigned int permitted;
+    unsigned int inheritable;
+};
+
+/* Messages on the report pipe. Small enough to be written atomically. */
+enum { MSG_PID = 1, MSG_ERR = 2 };
+struct mp_msg {
+    int type;
+    int a; /* MSG_PID: pid of the clone child; MSG_ERR: step index */
+    int b; /* MSG_ERR: errno */
+};
+
+/* ---------- helpers for the children (async-signal-safe only) ---------- */
+
+static size_t mp_strlen(const char *s)
+{
+    size_t n = 0;
+    while (s[n])
+        n++;
+    return n;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static void report(int fd, int type, int a, int b)
+{
+    struct mp_msg msg = { type, a, b };
+    (void)write_all(fd, &msg, sizeof msg);
+}
+
+/* Copy path into buf (PATH_MAX); -1 with ENAMETOOLONG if it does not fit. */
+static int copy_path(char *buf, const char *path)
+{
+    size_t len = mp_strlen(path);
+    if (len >= PATH_MAX) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, len + 1);
+    return 0;
+}
+
+/* mkdir -p: create every missing component of path with mode. */
+static int mkdir_p(const char *path, unsigned int mode)
+{
+    char buf[PATH_MAX];
+    struct stat st;
+    if (copy_path(buf, path) < 0)
+        return -1;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) < 0) {
+        if (errno != EEXIST)
+            return -1;
+        /* mkdir -p accepts an existing directory, nothing else */
+        if (stat(buf, &st) < 0)
+            return -1;
+        if (!S_ISDIR(st.st_mode)) {
+            errno = ENOTDIR;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Create an empty file (and its parents) unless something exists there. */
+static int make_file(const char *path, unsigned int mode)
+{
+    char parent[PATH_MAX];
+    if (copy_path(parent, path) < 0)
+        return -1;
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = '\0';
+        if (mkdir_p(parent, 0755) < 0)
+            return -1;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, mode);
+    if (fd < 0)
+        return errno == EEXIST ? 0 : -1;
+    close(fd);
+    return 0;
+}
+
+static int write_file(const char *path, const char *content)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -1;
+    int rc = write_all(fd, content, mp_strlen(content));
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+static int pivot_into(const char *new_root)
+{
+    /* pivot_root(".", ".") stacks the old root on top of the new one, so
+     * one lazy unmount of "." removes it without needing a put_old dir. */
+    if (chdir(new_root) < 0)
+        return -1;
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        return -1;
+    if (umount2(".", MNT_DETACH) < 0)
+        return -1;
+    return chdir("/");
+}
+
+static int link_up(const char *ifname)
+{
+    struct ifreq ifr;
+    size_t len = mp_strlen(ifname);
+    if (len >= IFNAMSIZ) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, ifname, len);
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sock < 0)
+        return -1;
+    int rc = ioctl(sock, SIOCGIFFLAGS, &ifr);
+    if (rc == 0) {
+        ifr.ifr_flags |= IFF_UP;
+        rc = ioctl(sock, SIOCSIFFLAGS, &ifr);
+    }
+    int saved = errno;
+    close(sock);
+    errno = saved;
+    return rc;
+}
+
+static int dup_to(int fd, int target)
+{
+    if (fd == target) {
+        /* dup2 would be a no-op and leave close-on-exec set */
+        int flags = fcntl(fd, F_GETFD);
+        if (flags < 0)
+            return -1;
+        return fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+    }
+    return dup2(fd, target) < 0 ? -1 : 0;
+}
+
+/*
+ * Become uid/gid with exactly the given capabilities, in runc's order.
+ * Raw syscalls, not the glibc wrappers: those broadcast set*id to every
+ * thread glibc believes exists, and after a raw clone its view is stale.
+ */
+static int set_identity(const struct mp_op *op)
+{
+    const unsigned long long *caps = op->caps;
+
+    /* Dropping from the bounding set needs CAP_SETPCAP: do it first. */
+    for (int cap = 0; cap <= op->last_cap; cap++) {
+        if (caps[MP_CAP_BOUNDING] & (1ULL << cap))
+            continue;
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+            return -1;
+    }
+    if (syscall(SYS_setgroups, (size_t)op->ngroups, op->groups) < 0)
+        return -1;
+    if (syscall(SYS_setresgid, op->gid, op->gid, op->gid) < 0)
+        return -1;
+    /* Keep the permitted set across the uid change; capset trims it next. */
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+        return -1;
+    if (syscall(SYS_setresuid, op->uid, op->uid, op->uid) < 0)
+        return -1;
+
+    struct mp_cap_header header = { MP_CAP_VERSION_3, 0 };
+    struct mp_cap_data data[2];
+    for (int word = 0; word < 2; word++) {
+        int shift = 32 * word;
+        data[word].effective = (unsigned int)(caps[MP_CAP_EFFECTIVE] >> shift);
+        data[word].permitted = (unsigned int)(caps[MP_CAP_PERMITTED] >> shift);
+        data[word].inheritable = (unsigned int)(caps[MP_CAP_INHERITABLE] >> shift);
+    }
+    if (syscall(SYS_capset, &header, data) < 0)
+        return -1;
+
+    /* Ambient caps must be in permitted and inheritable: raise after capset.
+     * Clear first so only the requested ones survive exec. */
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+        return -1;
+    for (int cap = 0; cap <= op->last_cap && cap < 64; cap++) {
+        if (!(caps[MP_CAP_AMBIENT] & (1ULL << cap)))
+            continue;
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+            return -1;
+    }
+    return prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+}
+
+/* Mark every fd >= 3 close-on-exec; the report pipe already is. */
+static void cloexec_from_3(void)
+{
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+        return;
+    /* Older kernels: walk /proc/self/fd with getdents64 (no opendir, which
+     * allocates), or a bounded loop when /proc is not there. */
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        char buf[4096];
+        long n;
+        while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+            for (long off = 0; off < n;) {
+                /* struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, name */
+                unsigned short reclen;
+                memcpy(&reclen, buf + off + 16, sizeof reclen);
+                const char *name = buf + off + 19;
+                int fd = 0, digits = 0;
+                for (const char *c = name; *c >= '0' && *c <= '9'; c++, digits++)
+                    fd = fd * 10 + (*c - '0');
+                if (digits > 0 && fd >= 3 && fd != dir)
+                    fcntl(fd, F_SETFD, FD_CLOEXEC);
+                off += reclen;
+            }
+        }
+        close(dir);
+        return;
+    }
+    struct rlimit rl;
+    int max = 65536;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)max)
+        max = (int)rl.rlim_cur;
+    for (int fd = 3; fd < max; fd++)
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+/* Reset what a Python parent leaves behind: handlers and ignored signals
+ * (SIGPIPE), so the new program starts with default dispositions. */
+static void reset_signal_dispositions(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        (void)sigaction(sig, &sa, NULL); /* SIGKILL/SIGSTOP/libc-internal fail: fine */
+}
+
+static void unblock_all_signals(void)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* The fds a Dup2 step put in place are meant for the program: let them
+ * through the close-on-exec sweep. */
+static int keep_dup2_targets(const struct mp_op *ops, int nops)
+{
+    for (int i = 0; i < nops; i++) {
+        if (ops[i].kind != MP_DUP2 || ops[i].target < 3)
+            continue;
+        int flags = fcntl(ops[i].target, F_GETFD);
+        if (flags < 0 || fcntl(ops[i].target, F_SETFD, flags & ~FD_CLOEXEC) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* execve, or the execvp-style PATH search of search_path. Returns -1 with
+ * errno on failure (never on success). */
+static int exec_step(const struct mp_op *op, const struct mp_op *ops, int nops)
+{
+    const char *file = op->b;
+    const char *search = op->a ? op->a : "";
+
+    cloexec_from_3();
+    if (keep_dup2_targets(ops, nops) < 0)
+        return -1;
+    unblock_all_signals();
+
+    if (strchr(file, '/')) {
+        execve(file, op->argv, op->envp);
+        return -1;
+    }
+    if (*file == '\0' || *search == '\0') {
+        errno = ENOENT;
+        return -1;
+    }
+
+    size_t flen = mp_strlen(file);
+    int seen_eacces = 0;
+    const char *dir = search;
+    for (;;) {
+        const char *end = strchr(dir, ':');
+        size_t dlen = end ? (size_t)(end - dir) : mp_strlen(dir);
+        char path[PATH_MAX];
+        if (dlen == 0) {
+            /* an empty entry means the current directory, as for execvp */
+            path[0] = '.';
+            dlen = 1;
+        } else if (dlen < PATH_MAX) {
+            memcpy(path, dir, dlen);
+        }
+        if (dlen + 1 + flen < PATH_MAX) {
+            path[dlen] = '/';
+            memcpy(path + dlen + 1, file, flen + 1);
+            execve(path, op->argv, op->envp);
+            switch (errno) {
+            case EACCES:
+                seen_eacces = 1;
+                break;
+            case ENOENT:
+            case ENOTDIR:
+            case ESTALE:
+            case ENODEV:
+            case ETIMEDOUT:
+                break;
+            default:
+                return -1; /* found but not runnable: say why */
+            }
+        }
+        if (!end)
+            break;
+        dir = end + 1;
+    }
+    errno = seen_eacces ? EACCES : ENOENT;
+    return -1;
+}
+
+/* MkDir, MkFile, MkNod with exactly the plan's mode (/dev/null is 0666,
+ * /tmp 1777): the umask is lifted for the call only, because the program
+ * exec'd at the end must still inherit the caller's umask. */
+static int make_node(const struct mp_op *op)
+{
+    mode_t saved_umask = umask(0);
+    int rc;
+    if (op->kind == MP_MKDIR)
+        rc = mkdir_p(op->b, op->mode);
+    else if (op->kind == MP_MKFILE)
+        rc = make_file(op->b, op->mode);
+    else
+        rc = mknod(op->b, op->mode, makedev(op->major, op->minor));
+    int err = errno;
+    umask(saved_umask);
+    errno = err;
+    return rc;
+}
+
+/* Run one step; 0 on success, -1 with errno on failure. MP_CLONE and
+ * MP_EXEC are handled by run_plan. */
+static int run_step(const struct mp_op *op)
+{
+    switch (op->kind) {
+    case MP_SETNS:
+        return setns(op->fd, (int)op->flags);
+    case MP_UNSHARE:
+        return unshare((int)op->flags);
+    case MP_MOUNT:
+        return mount(op->a, op->b, op->c, op->flags, op->d);
+    case MP_UMOUNT:
+        return umount2(op->b, (int)op->flags);
+    case MP_MKDIR:
+    case MP_MKFILE:
+    case MP_MKNOD:
+        return make_node(op);
+    case MP_SYMLINK:
+        return symlink(op->a, op->b);
+    case MP_WRITEFILE:
+        return write_file(op->b, op->a);
+    case MP_PIVOTROOT:
+        return pivot_into(op->b);
+    case MP_SETHOSTNAME:
+        return sethostname(op->a, mp_strlen(op->a));
+    case MP_LINKUP:
+        return link_up(op->a);
+    case MP_SETSID:
+        return setsid() < 0 ? -1 : 0;
+    case MP_SETCTTY:
+        return ioctl(op->fd, TIOCSCTTY, 0);
+    case MP_DUP2:
+        return dup_to(op->fd, op->target);
+    case MP_CHDIR:
+        return chdir(op->b);
+    case MP_IDENTITY:
+        return set_identity(op);
+    case MP_NONEWPRIVS:
+        return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    default:
+        errno = EINVAL;
+        return -1;
+    }
+}
+
+/* The first child's life: run every step, clone where asked, exec at the
+ * end. Never returns. */
+static void run_plan(const struct mp_op *ops, int nops, int report_fd)
+{
+    reset_signal_dispositions();
+
+    /* A Dup2 onto the report pipe's number would cut the line to the caller
+     * and keep it open past exec: move the pipe above every target. */
+    int highest_target = -1;
+    for (int i = 0; i < nops; i++)
+        if (ops[i].kind == MP_DUP2 && ops[i].target > highest_target)
+            highest_target = ops[i].target;
+    if (report_fd <= highest_target) {
+        int moved = fcntl(report_fd, F_DUPFD_CLOEXEC, highest_target + 1);
+        if (moved < 0) {
+            report(report_fd, MSG_ERR, -1, errno); /* no step of the plan */
+            _exit(127);
+        }
+        close(report_fd);
+        report_fd = moved;
+    }
+
+    for (int i = 0; i < nops; i++) {
+        const struct mp_op *op = &ops[i];
+        if (op->kind == MP_CLONE) {
+            /* fork-like clone: the child continues on a copy of this stack.
+             * CLONE_PARENT makes it the caller's child, not ours. */
+            long pid = syscall(SYS_clone, op->flags | CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+            if (pid < 0) {
+                report(report_fd, MSG_ERR, i, errno);
+                _exit(127);
+            }
+            if (pid > 0) {
+                report(report_fd, MSG_PID, (int)pid, 0);
+                _exit(0);
+            }
+            continue;
+        }
+        int rc = op->kind == MP_EXEC ? exec_step(op, ops, i) : run_step(op);
+        if (rc < 0) {
+            int err = errno;
+            if (op->optional && err == ENOENT)
+                continue;
+            report(report_fd, MSG_ERR, i, err);
+            _exit(127);
+        }
+    }
+    /* A plan without Exec: nothing to run. Say so rather than return into
+     * the caller's copy of Python. */
+    report(report_fd, MSG_ERR, nops, EINVAL);
+    _exit(127);
+}
+
+/* ---------- the caller's side ---------- */
+
+static void reap(pid_t pid)
+{
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+int mp_spawn(const struct mp_op *ops, int nops, int *failed_step, int *failed_errno)
+{
+    int fds[2];
+    *failed_step = -1;
+    *failed_errno = 0;
+
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        *failed_errno = errno;
+        return -1;
+    }
+    /* Keep the write end off 0-2, where Dup2 steps put stdio. */
+    if (fds[1] < 3) {
+        int moved = fcntl(fds[1], F_DUPFD_CLOEXEC, 3);
+        if (moved < 0) {
+            *failed_errno = errno;
+            close(fds[0]);
+            close(fds[1]);
+            return -1;
+        }
+        close(fds[1]);
+        fds[1] = moved;
+    }
+
+    /* Block every signal across fork so no Python handler ever runs in the
+     * child; the child resets dispositions and unblocks right before exec. */
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    pid_t pid1 = fork();
+    if (pid1 == 0) {
+        close(fds[0]);
+        run_plan(ops, nops, fds[1]);
+    }
+    int fork_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    close(fds[1]);
+    if (pid1 < 0) {
+        close(fds[0]);
+        *failed_errno = fork_errno;
+        return -1;
+    }
+
+    /* Read reports until EOF: the pipe is close-on-exec, so EOF means the
+     * final process exec'd (or died). */
+    pid_t pid2 = -1;
+    int err_step = -1, err_no = 0, got_err = 0;
+    struct mp_msg msg;
+    size_t have = 0;
+    for (;;) {
+        ssize_t n = read(fds[0], (char *)&msg + have, sizeof msg - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        if (have < sizeof msg)
+            continue;
+        have = 0;
+        if (msg.type == MSG_PID) {
+            pid2 = msg.a;
+        } else if (msg.type == MSG_ERR && !got_err) {
+            got_err = 1;
+            err_step = msg.a;
+            err_no = msg.b;
+        }
+    }
+    close(fds[0]);
+
+    if (pid2 > 0)
+        reap(pid1); /* it exited right after the clone */
+    if (got_err) {
+        /* The failing process is the caller's child either way. */
+        reap(pid2 > 0 ? pid2 : pid1);
+        *failed_step = err_step;
+        *failed_errno = err_no;
+        return -1;
+    }
+    return pid2 > 0 ? pid2 : pid1;
+}
+
+int mp_pivot_root(const char *new_root, const char *put_old)
+{
+    return (int)syscall(SYS_pivot_root, new_root, put_old);
+}
