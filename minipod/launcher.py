@@ -37,11 +37,15 @@ def _redirect_stdio(log_path: str) -> None:
 def _supervisor_main(config: Config, pod_dir: PodDir, ready_fd: int) -> int:
     import logging
 
-    logging.basicConfig(
-        level=logging.DEBUG if config.debug else logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        force=True,
-    )
+    # The caller's handlers (a test runner's, say) point at descriptors this
+    # process no longer has: drop them without closing them.
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if config.debug else logging.INFO)
     from .supervisor import run_supervisor
 
     return run_supervisor(config, pod_dir, ready_fd)
@@ -101,8 +105,19 @@ def start_supervisor(config: Config, pod_dir: PodDir) -> dict:
     with os.fdopen(ready_r, "rb") as f:
         line = f.readline()
     if not line:
-        raise MinipodError(f"the pod's supervisor died while starting it; see {pod_dir.supervisor_log}")
+        raise MinipodError("the pod's supervisor died while starting it" + _log_tail(pod_dir.supervisor_log))
     return json.loads(line)
+
+
+def _log_tail(path: str, lines: int = 5) -> str:
+    """The end of the supervisor's log, for the error (the pod directory is
+    removed right after)."""
+    try:
+        with open(path, errors="replace") as f:
+            tail = f.read().strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return (":\n  " + "\n  ".join(tail)) if tail else ""
 
 
 def main(argv: list[str]) -> int:

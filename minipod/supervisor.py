@@ -25,6 +25,7 @@ from .config import Config
 from .container import ImageInfo, Launch, container_plan, make_launch
 from .errors import MinipodError, SpawnError
 from .logs import LogWriter, log_path
+from .plan import MNT_DETACH, MS_BIND
 from .state import PodDir
 from .teardown import release_host_resources
 from .volumes import VolumeSet, container_binds, prepare_volumes
@@ -217,14 +218,15 @@ class Supervisor:
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
-        sub_fds: list[int] = []
-        plan = None
+        staged: list[str] = []
         try:
             status = {"podIP": self.state.get("podIP"), "hostIP": self.state.get("hostIP"),
                       "nodeName": os.uname().nodename}
             run.launch = make_launch(self.pod, run.spec, run.field, run.image, self.hostname,
                                      self.config_maps, self.secrets, status)
-            binds, sub_fds = container_binds(run.spec, run.field, self.volumes, run.launch.env)
+            binds, staged = container_binds(run.spec, run.field, self.volumes, run.launch.env,
+                                            os.path.join(layer_dir, "subpaths"),
+                                            lambda src, dst: _sys.mount(src, dst, None, MS_BIND))
             run.launch.binds = self.pod_file_binds() + binds
             cg = self.cgroup.child(run.name)
             cg.create()
@@ -242,8 +244,10 @@ class Supervisor:
             self.record_start_failure(run, exc)
             return
         finally:
-            for fd in (out_w, err_w, devnull, *sub_fds):
+            for fd in (out_w, err_w, devnull):
                 os.close(fd)
+            for path in staged:  # the container has its own copy of these mounts now
+                _sys.umount2(path, MNT_DETACH)
         for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
             os.set_blocking(fd, False)
             run.pipes[fd] = stream

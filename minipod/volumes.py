@@ -182,31 +182,40 @@ def open_subpath(volume_root: str, sub_path: str, field_path: str) -> tuple[int,
     return fd, stat.S_ISDIR(os.fstat(fd).st_mode)
 
 
-def container_binds(container: dict, c_field: str, volumes: VolumeSet, env: dict[str, str]
-                    ) -> tuple[list[BindMount], list[int]]:
-    """The bind mounts of one container's volumeMounts, and the fds that pin
-    subPaths (the caller closes them once the container is spawned)."""
-    binds: list[BindMount] = []
-    fds: list[int] = []
-    try:
-        for j, vm in enumerate(container.get("volumeMounts") or []):
-            vol = volumes.volumes[vm["name"]]
-            sub = vm.get("subPath") or ""
-            if vm.get("subPathExpr"):
-                from .envvars import expand
+def container_binds(container: dict, c_field: str, volumes: VolumeSet, env: dict[str, str],
+                    stage_dir: str, bind) -> tuple[list[BindMount], list[str]]:
+    """The bind mounts of one container's volumeMounts.
 
-                sub = expand(vm["subPathExpr"], env)
-            if sub:
-                if not vol.is_dir:
-                    raise MinipodError(f"{c_field}.volumeMounts[{j}].subPath: volume {vol.name} is not a directory")
-                fd, is_dir = open_subpath(vol.host_path, sub, f"{c_field}.volumeMounts[{j}]")
-                fds.append(fd)
-                source = f"/proc/self/fd/{fd}"
-            else:
-                source, is_dir = vol.host_path, vol.is_dir
-            binds.append(BindMount(source, vm["mountPath"], bool(vm.get("readOnly")), is_dir))
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
-    return binds, fds
+    A ``subPath`` is opened and checked on the host, then bind-mounted from
+    its fd onto a staging path under ``stage_dir`` (``bind(source, target)``;
+    the kernel refuses a bind from an fd of another mount namespace, so the
+    container cannot use the fd itself). The container binds the staging
+    path; the caller unmounts the returned staging paths once the container
+    has its own copy."""
+    binds: list[BindMount] = []
+    staged: list[str] = []
+    for j, vm in enumerate(container.get("volumeMounts") or []):
+        vol = volumes.volumes[vm["name"]]
+        sub = vm.get("subPath") or ""
+        if vm.get("subPathExpr"):
+            from .envvars import expand
+
+            sub = expand(vm["subPathExpr"], env)
+        source, is_dir = vol.host_path, vol.is_dir
+        if sub:
+            if not vol.is_dir:
+                raise MinipodError(f"{c_field}.volumeMounts[{j}].subPath: volume {vol.name} is not a directory")
+            fd, is_dir = open_subpath(vol.host_path, sub, f"{c_field}.volumeMounts[{j}]")
+            try:
+                source = os.path.join(stage_dir, str(j))
+                os.makedirs(stage_dir, 0o700, exist_ok=True)
+                if is_dir:
+                    os.makedirs(source, 0o700, exist_ok=True)
+                else:
+                    os.close(os.open(source, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+                bind(f"/proc/self/fd/{fd}", source)
+                staged.append(source)
+            finally:
+                os.close(fd)
+        binds.append(BindMount(source, vm["mountPath"], bool(vm.get("readOnly")), is_dir))
+    return binds, staged

@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from .conftest import REPO
-
-EXAMPLES = os.path.join(REPO, "examples")
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples")
 
 
 def _until(fn, timeout=10.0, interval=0.1):
