@@ -299,13 +299,29 @@ static void cloexec_from_3(void)
 
 /* Reset what a Python parent leaves behind: handlers and ignored signals
  * (SIGPIPE), so the new program starts with default dispositions. */
+/* The kernel's own struct sigaction (x86_64, arm64 and the generic ABI). */
+struct kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long mask;
+};
+
 static void reset_signal_dispositions(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++)
-        (void)sigaction(sig, &sa, NULL); /* SIGKILL/SIGSTOP/libc-internal fail: fine */
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sigaction(sig, &sa, NULL) == 0 || errno != EINVAL || sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        /* glibc refuses its internal signals (32, 33), but an ignored one
+         * is inherited across exec: reset it with the raw system call. */
+        struct kernel_sigaction ksa;
+        memset(&ksa, 0, sizeof ksa);
+        ksa.handler = SIG_DFL;
+        (void)syscall(SYS_rt_sigaction, sig, &ksa, NULL, sizeof ksa.mask);
+    }
 }
 
 static void unblock_all_signals(void)
