@@ -24,6 +24,11 @@ NO_API_SERVER = "minipod has no API server, so there is no service account token
 SERVER_SET = "set by the API server, not by a manifest"
 NO_CONTROLLERS = "there are no controllers on a single host"
 
+# Valid Kubernetes that minipod will honour but does not yet: a warning says
+# so, rather than silence that would look like it worked.
+NOT_YET = "not implemented by minipod yet"
+PROBES_NOT_YET = "probes are not run yet: containers count as ready once started"
+
 # -- ObjectMeta ----------------------------------------------------------------
 
 OBJECT_META = Obj({
@@ -168,8 +173,8 @@ SECURITY_CONTEXT = Obj({
     "runAsNonRoot": Bool(),
     "readOnlyRootFilesystem": Bool(),
     "allowPrivilegeEscalation": Bool(),
-    "procMount": Str(one_of("Default", "Unmasked")),
-    "seccompProfile": SECCOMP_PROFILE,
+    "procMount": Ignored(Str(one_of("Default", "Unmasked")), NOT_YET, harmless=("Default",)),
+    "seccompProfile": Ignored(SECCOMP_PROFILE, NOT_YET),
     "appArmorProfile": APPARMOR_PROFILE,
 }, check=rules.privilege_escalation)
 
@@ -181,11 +186,11 @@ POD_SECURITY_CONTEXT = Obj({
     "runAsGroup": Int(UID),
     "runAsNonRoot": Bool(),
     "supplementalGroups": ListOf(Int(UID)),
-    "supplementalGroupsPolicy": Str(one_of("Merge", "Strict")),
-    "fsGroup": Int(UID),
-    "fsGroupChangePolicy": Str(one_of("OnRootMismatch", "Always")),
-    "sysctls": ListOf(SYSCTL),
-    "seccompProfile": SECCOMP_PROFILE,
+    "supplementalGroupsPolicy": Ignored(Str(one_of("Merge", "Strict")), NOT_YET, harmless=("Merge",)),
+    "fsGroup": Ignored(Int(UID), NOT_YET),
+    "fsGroupChangePolicy": Ignored(Str(one_of("OnRootMismatch", "Always")), NOT_YET),
+    "sysctls": Ignored(ListOf(SYSCTL), NOT_YET),
+    "seccompProfile": Ignored(SECCOMP_PROFILE, NOT_YET),
     "appArmorProfile": APPARMOR_PROFILE,
     "seLinuxChangePolicy": Str(one_of("MountOption", "Recursive")),
 }, check=rules.unique_sysctls)
@@ -194,7 +199,8 @@ POD_SECURITY_CONTEXT = Obj({
 
 CONTAINER_PORT = Obj({
     "name": Str(names.port_name_error),
-    "hostPort": Int(in_range(0, 65535)),
+    "hostPort": Ignored(Int(in_range(0, 65535)), "not published yet: pods have no network address of "
+                        "their own until pod networking lands", harmless=(0,)),
     "containerPort": Int(PORT),
     "protocol": Str(one_of("TCP", "UDP", "SCTP")),
     "hostIP": Str(names.ip_address_error),
@@ -203,10 +209,12 @@ CONTAINER_PORT = Obj({
 VOLUME_MOUNT = Obj({
     "name": Str(non_empty),
     "readOnly": Bool(),
-    "recursiveReadOnly": Str(one_of("Disabled", "IfPossible", "Enabled")),
+    "recursiveReadOnly": Ignored(Str(one_of("Disabled", "IfPossible", "Enabled")), NOT_YET,
+                                 harmless=("Disabled",)),
     "mountPath": Str(rules.mount_path),
     "subPath": Str(names.relative_path_error),
-    "mountPropagation": Str(one_of("None", "HostToContainer", "Bidirectional")),
+    "mountPropagation": Ignored(Str(one_of("None", "HostToContainer", "Bidirectional")), NOT_YET,
+                                harmless=("None",)),
     "subPathExpr": Str(names.relative_path_error),
 }, required=("name", "mountPath"), check=rules.volume_mount)
 
@@ -219,7 +227,7 @@ CONTAINER_FIELDS = {
     "ports": ListOf(CONTAINER_PORT),
     "envFrom": ListOf(ENV_FROM),
     "env": ListOf(ENV_VAR),
-    "resources": RESOURCES,
+    "resources": Ignored(RESOURCES, "resource limits and requests are not enforced yet"),
     "resizePolicy": Ignored(ListOf(Obj({
         "resourceName": Str(non_empty),
         "restartPolicy": Str(one_of("NotRequired", "RestartContainer")),
@@ -227,16 +235,20 @@ CONTAINER_FIELDS = {
     "restartPolicy": Str(one_of("Always")),
     "volumeMounts": ListOf(VOLUME_MOUNT),
     "volumeDevices": Unsupported("raw block devices come from persistentVolumeClaim volumes"),
-    "livenessProbe": PROBE,
-    "readinessProbe": PROBE,
-    "startupProbe": PROBE,
-    "lifecycle": LIFECYCLE,
-    "terminationMessagePath": Str(names.absolute_path_error),
-    "terminationMessagePolicy": Str(one_of("File", "FallbackToLogsOnError")),
+    "livenessProbe": Ignored(PROBE, PROBES_NOT_YET),
+    "readinessProbe": Ignored(PROBE, PROBES_NOT_YET),
+    "startupProbe": Ignored(PROBE, PROBES_NOT_YET),
+    "lifecycle": Ignored(LIFECYCLE, "lifecycle hooks are not run yet"),
+    "terminationMessagePath": Ignored(Str(names.absolute_path_error), NOT_YET,
+                                      harmless=("/dev/termination-log",)),
+    "terminationMessagePolicy": Ignored(Str(one_of("File", "FallbackToLogsOnError")), NOT_YET,
+                                        harmless=("File",)),
     "imagePullPolicy": Str(one_of("Always", "IfNotPresent", "Never")),
     "securityContext": SECURITY_CONTEXT,
-    "stdin": Bool(),
-    "stdinOnce": Bool(),
+    "stdin": Ignored(Bool(), "minipod does not attach to a container's standard input yet",
+                     harmless=(False,)),
+    "stdinOnce": Ignored(Bool(), "minipod does not attach to a container's standard input yet",
+                         harmless=(False,)),
     "tty": Bool(),
 }
 CONTAINER = Obj(CONTAINER_FIELDS, required=("name", "image"), check=rules.container)
@@ -335,7 +347,7 @@ POD_SPEC = Obj({
     "ephemeralContainers": ListOf(EPHEMERAL_CONTAINER),
     "restartPolicy": Str(one_of("Always", "OnFailure", "Never")),
     "terminationGracePeriodSeconds": Int(at_least(0)),
-    "activeDeadlineSeconds": Int(in_range(1, 2**63 - 1)),
+    "activeDeadlineSeconds": Ignored(Int(in_range(1, 2**63 - 1)), NOT_YET),
     "dnsPolicy": Str(one_of("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")),
     "nodeSelector": Ignored(MapOf(Str(), key_check=names.qualified_name_error), NO_SCHEDULER),
     "serviceAccountName": Ignored(Str(names.dns_subdomain_error), NO_API_SERVER, harmless=("default",)),

@@ -135,7 +135,8 @@ def test_multi_document_manifest(multi):
     assert [p["metadata"]["name"] for p in multi.pods] == ["web"]
     assert list(multi.config_maps) == [("default", "web-config")]
     assert list(multi.secrets) == [("default", "web-secret")]
-    assert multi.warnings == []
+    # Fields minipod does not honour yet say so, one warning each.
+    assert all(": ignored: " in w for w in multi.warnings), multi.warnings
 
 
 def test_pod_object_shape_and_metadata_defaults(multi):

@@ -76,6 +76,7 @@ def test_container_level_warnings():
         "spec.containers[0].resources.limits[ephemeral-storage]: ignored: minipod does not limit a container's disk use",
         "spec.containers[0].resources.limits[example.com/gpu]: ignored: no device plugin provides extended "
         "resources on this host",
+        "spec.containers[0].resources: ignored: resource limits and requests are not enforced yet",
         "spec.containers[0].securityContext.seLinuxOptions: ignored: minipod does not apply SELinux labels",
         'spec.containers[0].env[1].name: "A" is also set by env[0]; the last one wins',
     ]
