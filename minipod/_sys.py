@@ -17,16 +17,7 @@ from minipod.errors import KernelError, MinipodError, SpawnError
 
 log = logging.getLogger("minipod.spawn")
 
-# linux/capability.h; the index is the capability number.
-_CAPABILITY_NAMES = (
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
-    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
-    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
-    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
-    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
-)
-CAPABILITIES: dict[str, int] = {f"CAP_{name}": n for n, name in enumerate(_CAPABILITY_NAMES)}
+from minipod.capabilities import CAPABILITIES  # noqa: F401  (re-exported)
 
 _BUILD_HINT = "build the native parts with `make` (or `pip install -e .`)"
 

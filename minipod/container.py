@@ -97,6 +97,9 @@ def make_launch(pod: dict, container: dict, c_field: str, image, hostname: str,
 
     user = resolve_user(image.layer_dirs, image_config.get("User"), pick("runAsUser"),
                         pick("runAsGroup"), pod_sc.get("supplementalGroups"))
+    if pick("runAsNonRoot") and user.uid == 0:
+        raise MinipodError("container has runAsNonRoot and image will run as root "
+                           f"(pod: {pod['metadata']['name']}, container: {container['name']})")
     env = container_env(pod, container, c_field, image_config.get("Env"), config_maps, secrets, status)
     env.setdefault("HOSTNAME", hostname)
     env.setdefault("HOME", user.home)

@@ -139,7 +139,8 @@ class Mount(Op):
         else:
             what = " ".join(x for x in (self.fstype, self.source) if x)
         extra = f" ({self.data})" if self.data else ""
-        return f"mount {what} on {self.target} [{mount_flag_names(self.flags)}]{extra}"
+        what = f" {what}" if what else ""
+        return f"mount{what} on {self.target} [{mount_flag_names(self.flags)}]{extra}"
 
 
 @dataclass(frozen=True)
