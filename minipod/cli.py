@@ -104,6 +104,8 @@ def run(ctx, file, detach, replace):
     manifest = rt.validate(_read_source(file))
     _print_warnings(manifest)
     reports = rt.start(manifest, replace=replace)
+    if ctx.obj["debug"]:
+        _show_supervisor_logs(rt, reports)
     failed = False
     for report in reports:
         for container, message in report.failures.items():
@@ -117,6 +119,15 @@ def run(ctx, file, detach, replace):
             click.echo("hint: see 'minipod inspect', remove with 'minipod rm -f'", err=True)
         sys.exit(1 if failed else 0)
     sys.exit(_follow_foreground(rt, [r.pod for r in reports]))
+
+
+def _show_supervisor_logs(rt, reports) -> None:
+    """With --debug: every step the supervisor took, spawn plans included."""
+    for report in reports:
+        path = rt.table.find(report.pod.ref).supervisor_log
+        click.echo(f"--- supervisor of pod {report.pod.name} ({path})", err=True)
+        with open(path, errors="replace") as f:
+            click.echo(f.read().rstrip(), err=True)
 
 
 def _follow_foreground(rt, pods) -> int:

@@ -172,8 +172,10 @@ class Runtime:
         state = pod_dir.read()
         if not pod_dir.supervisor_alive():
             return
+        from .teardown import is_supervisor
+
         pid = state.get("supervisorPid")
-        if not pid or not _is_supervisor(pid):
+        if not is_supervisor(pid):
             raise StateError(f'pod "{ref}": its supervisor cannot be found')
         os.kill(pid, signal.SIGTERM)
         grace = float(state["pod"]["spec"].get("terminationGracePeriodSeconds", 30))
@@ -254,10 +256,3 @@ class Runtime:
         require_root("minipod image import")
         return import_rootfs(self.image_store(), src, ref)
 
-
-def _is_supervisor(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().startswith("minipod-sup")
-    except OSError:
-        return False

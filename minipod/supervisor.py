@@ -579,7 +579,9 @@ def run_supervisor(config: Config, pod_dir: PodDir, ready_fd: int | None) -> int
         import prctl
 
         prctl.set_child_subreaper(True)
-        prctl.set_name("minipod-superv")
+        from .teardown import SUPERVISOR_NAME
+
+        prctl.set_name(SUPERVISOR_NAME)
     except ImportError:  # pragma: no cover - python-prctl is a dependency
         pass
     lock_fd = pod_dir.hold_lock()

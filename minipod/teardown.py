@@ -73,17 +73,23 @@ def remove_tree(path: str) -> None:
     shutil.rmtree(path, onerror=onerror)
 
 
-def kill_supervisor(pid: int | None) -> None:
-    """SIGKILL a pod's supervisor, checked by its process name so a reused pid
-    of some other program is never hit."""
+SUPERVISOR_NAME = "minipod-superv"  # its comm (15 characters at most), set with prctl
+
+
+def is_supervisor(pid: int | None) -> bool:
+    """Checked by process name, so a reused pid of some other program is
+    never signalled."""
     if not pid:
-        return
+        return False
     try:
         with open(f"/proc/{pid}/comm") as f:
-            comm = f.read().strip()
+            return f.read().strip() == SUPERVISOR_NAME
     except OSError:
-        return
-    if comm.startswith("minipod-sup"):
+        return False
+
+
+def kill_supervisor(pid: int | None) -> None:
+    if is_supervisor(pid):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
