@@ -37,7 +37,8 @@ def env_list_to_dict(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _field_value(pod: dict, path: str, status: dict) -> str:
+def field_value(pod: dict, path: str, status: dict) -> str:
+    """A ``fieldRef`` value: metadata fields, labels/annotations, node and pod IPs."""
     meta = pod["metadata"]
     m = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
     if m:
@@ -117,13 +118,13 @@ def container_env(pod: dict, container: dict, c_field: str, image_env: list[str]
             continue
         value: str | None
         if "fieldRef" in source:
-            value = _field_value(pod, source["fieldRef"]["fieldPath"], status)
+            value = field_value(pod, source["fieldRef"]["fieldPath"], status)
         elif "configMapKeyRef" in source:
             value = _key_ref("configMap", source["configMapKeyRef"], config_maps, namespace, where)
         elif "secretKeyRef" in source:
             value = _key_ref("secret", source["secretKeyRef"], secrets, namespace, where)
         elif "resourceFieldRef" in source:
-            value = _resource_value(container, source["resourceFieldRef"])
+            value = resource_value(container, source["resourceFieldRef"])
         else:
             value = None
         if value is not None:
@@ -131,7 +132,7 @@ def container_env(pod: dict, container: dict, c_field: str, image_env: list[str]
     return env
 
 
-def _resource_value(container: dict, ref: dict) -> str:
+def resource_value(container: dict, ref: dict) -> str:
     """limits.cpu etc.; with no limit Kubernetes reports the node's
     allocatable, which on one host is the machine: ``0`` says "none set"."""
     group, _, name = ref.get("resource", "").partition(".")

@@ -172,9 +172,10 @@ class Supervisor:
         self.shm_dir = os.path.join(self.data_dir, "shm")
         os.makedirs(self.shm_dir, 0o1777, exist_ok=True)
         _sys.mount("shm", self.shm_dir, "tmpfs", 2 | 4 | 8, "mode=1777,size=65536k")
-        self.volumes = prepare_volumes(self.pod, self.data_dir, self.config_maps, self.secrets,
-                                       lambda path, opts: _sys.mount("tmpfs", path, "tmpfs", 2 | 4, opts))
         self.state["hostIP"] = _host_ip()
+        self.volumes = prepare_volumes(self.pod, self.data_dir, self.config_maps, self.secrets,
+                                       lambda path, opts: _sys.mount("tmpfs", path, "tmpfs", 2 | 4, opts),
+                                       self.field_status())
         self.pod_files = sandbox.write_pod_files(self.data_dir, self.pod, self.hostname,
                                                  self.state.get("podIP"), self.shape)
         # "_pause" cannot clash with a container: container names are DNS labels.
@@ -220,10 +221,8 @@ class Supervisor:
         devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         staged: list[str] = []
         try:
-            status = {"podIP": self.state.get("podIP"), "hostIP": self.state.get("hostIP"),
-                      "nodeName": os.uname().nodename}
             run.launch = make_launch(self.pod, run.spec, run.field, run.image, self.hostname,
-                                     self.config_maps, self.secrets, status)
+                                     self.config_maps, self.secrets, self.field_status())
             binds, staged = container_binds(run.spec, run.field, self.volumes, run.launch.env,
                                             os.path.join(layer_dir, "subpaths"),
                                             lambda src, dst: _sys.mount(src, dst, None, MS_BIND))
@@ -257,6 +256,11 @@ class Supervisor:
         run.state = {"running": {"startedAt": podstatus.now_rfc3339()}}
         self.state.setdefault("namespaces", {})[run.name] = sandbox.namespace_inodes(run.pid)
         log.info("started container %s as pid %d", run.name, run.pid)
+
+    def field_status(self) -> dict:
+        """What ``fieldRef``s may read beyond the manifest."""
+        return {"podIP": self.state.get("podIP"), "hostIP": self.state.get("hostIP"),
+                "nodeName": os.uname().nodename}
 
     def pod_file_binds(self):
         from .rootfs import BindMount

@@ -104,7 +104,7 @@ def secret_entries(secret: dict) -> dict[str, bytes]:
 
 
 def prepare_volumes(pod: dict, data_dir: str, config_maps: dict, secrets: dict,
-                    mount_tmpfs) -> VolumeSet:
+                    mount_tmpfs, status: dict | None = None) -> VolumeSet:
     """Make every volume of ``pod`` exist on the host under ``data_dir``.
 
     ``mount_tmpfs(path, options)`` mounts a tmpfs (the caller owns the
@@ -131,22 +131,69 @@ def prepare_volumes(pod: dict, data_dir: str, config_maps: dict, secrets: dict,
             result.volumes[name] = PreparedVolume(name, host, is_dir)
         elif "configMap" in vol or "secret" in vol:
             kind = "configMap" if "configMap" in vol else "secret"
-            src = vol[kind]
-            ref = src.get("name") if kind == "configMap" else src.get("secretName")
-            table = config_maps if kind == "configMap" else secrets
-            obj = table.get((namespace, ref))
-            if obj is None:
-                if not src.get("optional"):
-                    raise SpecError(f"{vol_field}.{kind}: {kind} {ref!r} not found")
-                entries = {}
-            else:
-                entries = config_map_entries(obj) if kind == "configMap" else secret_entries(obj)
-            _write_projection(path, entries, src.get("items"), src.get("defaultMode", 0o644), vol_field)
+            entries = _object_entries(kind, vol[kind], namespace, config_maps, secrets, f"{vol_field}.{kind}")
+            _write_projection(path, entries, vol[kind].get("items"), vol[kind].get("defaultMode", 0o644),
+                              f"{vol_field}.{kind}")
+            result.volumes[name] = PreparedVolume(name, path)
+        elif "downwardAPI" in vol:
+            src = vol["downwardAPI"]
+            entries, items = _downward_entries(pod, src.get("items") or [], status or {})
+            _write_projection(path, entries, items, src.get("defaultMode", 0o644), f"{vol_field}.downwardAPI")
+            result.volumes[name] = PreparedVolume(name, path)
+        elif "projected" in vol:
+            _write_projected(path, vol["projected"], pod, namespace, config_maps, secrets, status or {},
+                             f"{vol_field}.projected")
             result.volumes[name] = PreparedVolume(name, path)
         else:
             kinds = sorted(k for k in vol if k != "name")
             raise SpecError(f"{vol_field}: volume source {', '.join(kinds)} is not supported by minipod")
     return result
+
+
+def _object_entries(kind: str, src: dict, namespace: str, config_maps: dict, secrets: dict,
+                    where: str) -> dict[str, bytes]:
+    """The keys of the ConfigMap or Secret a volume source names."""
+    ref = src.get("secretName", src.get("name")) if kind == "secret" else src.get("name")
+    table = config_maps if kind == "configMap" else secrets
+    obj = table.get((namespace, ref))
+    if obj is None:
+        if not src.get("optional"):
+            raise SpecError(f"{where}: {kind} {ref!r} not found")
+        return {}
+    return config_map_entries(obj) if kind == "configMap" else secret_entries(obj)
+
+
+def _downward_entries(pod: dict, items: list, status: dict) -> tuple[dict[str, bytes], list]:
+    """downwardAPI items as file entries keyed by their path."""
+    from .envvars import field_value, resource_value
+
+    entries, selected = {}, []
+    for item in items:
+        if "fieldRef" in item:
+            value = field_value(pod, item["fieldRef"]["fieldPath"], status)
+        else:
+            ref = item["resourceFieldRef"]
+            container = next((c for c in pod["spec"]["containers"] if c["name"] == ref.get("containerName")), {})
+            value = resource_value(container, ref)
+        entries[item["path"]] = value.encode()
+        selected.append({"key": item["path"], "path": item["path"], **({"mode": item["mode"]} if "mode" in item else {})})
+    return entries, selected
+
+
+def _write_projected(path: str, src: dict, pod: dict, namespace: str, config_maps: dict, secrets: dict,
+                     status: dict, where: str) -> None:
+    """Several sources projected into one directory, in order."""
+    mode = src.get("defaultMode", 0o644)
+    os.makedirs(path, 0o755, exist_ok=True)
+    for i, source in enumerate(src.get("sources") or []):
+        for kind in ("configMap", "secret"):
+            if kind in source:
+                entries = _object_entries(kind, source[kind], namespace, config_maps, secrets,
+                                          f"{where}.sources[{i}].{kind}")
+                _write_projection(path, entries, source[kind].get("items"), mode, f"{where}.sources[{i}]")
+        if "downwardAPI" in source:
+            entries, items = _downward_entries(pod, source["downwardAPI"].get("items") or [], status)
+            _write_projection(path, entries, items, mode, f"{where}.sources[{i}]")
 
 
 def _bytes(quantity) -> int:

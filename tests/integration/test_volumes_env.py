@@ -191,3 +191,45 @@ spec:
     assert "world" in sh("root", "cat /etc/hosts")
     assert sh("root", "cat /proc/1/cmdline | tr '\\0' ' '").strip() == "sleep 3600"
     pod.remove()
+
+
+def test_downward_api_and_projected_volumes(mpi):
+    pod = _run_and_wait(mpi, """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cm}
+data: {mode: fast}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: downward
+  labels: {tier: web}
+spec:
+  containers:
+  - name: app
+    image: localhost/busybox:demo
+    command: ["sleep", "3600"]
+    volumeMounts:
+    - {name: info, mountPath: /etc/podinfo}
+    - {name: all, mountPath: /etc/all}
+  volumes:
+  - name: info
+    downwardAPI:
+      items:
+      - {path: name, fieldRef: {fieldPath: metadata.name}}
+      - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+  - name: all
+    projected:
+      sources:
+      - configMap: {name: cm}
+      - downwardAPI:
+          items:
+          - {path: ns, fieldRef: {fieldPath: metadata.namespace}}
+""")
+    cat = lambda path: pod.exec("app", ["cat", path]).text  # noqa: E731
+    assert cat("/etc/podinfo/name") == "downward"
+    assert cat("/etc/podinfo/labels") == 'tier="web"'
+    assert cat("/etc/all/mode") == "fast"
+    assert cat("/etc/all/ns") == "default"
+    pod.remove()
