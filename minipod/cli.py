@@ -339,12 +339,9 @@ def image_ls(ctx, output):
 @click.pass_context
 def image_rm(ctx, refs):
     """Remove images (and layers no other image uses)."""
-    from .runtime import require_root
-
-    require_root("minipod image rm")
-    store = _runtime(ctx).image_store()
+    rt = _runtime(ctx)
     for ref in refs:
-        store.remove(ref)
+        rt.remove_image(ref)
         click.echo(ref)
 
 

@@ -250,6 +250,31 @@ class Runtime:
 
         return ImageStore(self.config.images_dir)
 
+    def remove_image(self, ref: str) -> list[str]:
+        """Untag an image and collect what no image uses; refused while a pod
+        (running or not) was made from it: its containers' lower layers
+        would vanish under them."""
+        import json
+
+        from .errors import ImageError
+
+        require_root("minipod image rm")
+        store = self.image_store()
+        image = store.resolve(ref)
+        users = []
+        for pod_dir in self.table.all():
+            try:
+                with open(os.path.join(pod_dir.path, "spec.json")) as f:
+                    images = json.load(f).get("images", {})
+            except (OSError, ValueError):
+                continue
+            if any(info.get("id") == image.id for info in images.values()):
+                users.append(pod_dir.key.replace("_", "/", 1))
+        if users:
+            raise ImageError(f'image "{ref}" is used by pod {", ".join(users)}',
+                             hint="remove those pods first")
+        return store.remove(ref)
+
     def import_image(self, src: str, ref: str):
         from .images.importer import import_rootfs
 

@@ -126,3 +126,14 @@ def test_share_process_namespace(mpi):
     assert "minipod-pause" in ps and "httpd" in ps
     assert re.search(r"^\s*1\s+minipod-pause", ps, re.M), ps  # pause is PID 1
     pod.remove()
+
+
+def test_image_in_use_cannot_be_removed(mpi):
+    rt = mpi.runtime()
+    pod = rt.run(TWO_CONTAINERS)
+    res = mpi.cli("image", "rm", "localhost/busybox:demo")
+    assert res.returncode != 0
+    assert 'image "localhost/busybox:demo" is used by pod default/duo' in res.stderr
+    pod.remove()
+    assert mpi.cli("image", "rm", "localhost/busybox:demo").returncode == 0
+    assert mpi.cli("image", "ls", "-o", "json", check=True).stdout.strip() == "[]"
