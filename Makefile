@@ -64,7 +64,7 @@ demo: demo-image
 	[ $$ok = 1 ] || { echo "demo: kubia did not answer"; exit 1; }
 
 test: setup
-	$(VPY) -m pytest -ra tests
+	$(VPY) -m pytest -ra tests bench
 
 unit: setup
 	$(VPY) -m pytest -ra tests/unit
@@ -72,7 +72,7 @@ unit: setup
 integration: setup
 	$(VPY) -m pytest -ra tests/integration
 
-bench: demo-image
+bench: setup
 	$(VPY) bench/run.py
 
 clean:
