@@ -1,0 +1,178 @@
+"""Set up and tear down one pod's network: the order of the steps and the
+undo of each.
+
+Set-up: check hostPorts → claim them → allocate an address and make sure
+the bridge exists (under the IPAM lock) → veth pair with ``eth0`` created in
+the pod's namespace → address and default route there → nftables rules. Each
+step registers its undo as it succeeds; a failure undoes the completed steps
+in reverse and raises NetworkError.
+
+Teardown needs no live process and no record: the host veth's name, the
+address, the hostPort claims and the nft rules are all found from the pod key
+(the record, when there is one, is used first). Every step is tried even if
+another failed, and anything already gone is fine. The last pod of a bridge
+also takes the bridge, the nft table and the IPAM directory with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from ..errors import MinipodError, NetworkError
+from . import hostports, ipam, links, nat, nft, rtnl
+from .model import PodNetwork, PodNetworkConfig, check_pod_key, parse_host_ports
+
+log = logging.getLogger(__name__)
+
+
+def check_host_ports(cfg: PodNetworkConfig, pod_key: str, ports) -> None:
+    """Raise NetworkError if a hostPort in ``ports`` is published by another
+    pod or bound by a process on the host. Creates nothing."""
+    check_pod_key(pod_key)
+    wanted = parse_host_ports(ports)
+    if not wanted:
+        return
+    if os.path.isdir(hostports.claims_dir(cfg)):
+        with hostports.locked(cfg, shared=True):
+            hostports.check_claims(cfg, pod_key, wanted)
+    hostports.check_host_sockets(wanted)
+
+
+def setup_pod_network(cfg: PodNetworkConfig, pod_key: str, netns_fd: int, ports=()) -> PodNetwork:
+    """Give the pod whose network namespace is ``netns_fd`` an address on the
+    bridge, egress through masquerade, and its hostPorts."""
+    check_pod_key(pod_key)
+    wanted = parse_host_ports(ports)
+    undo: list[tuple[str, object]] = []
+    host = _host_socket()
+    try:
+        if wanted:
+            hostports.check_host_sockets(wanted)
+            hostports.claim(cfg, pod_key, wanted)
+            undo.append(("release hostPorts", lambda: hostports.release(cfg, pod_key)))
+
+        # Under the lock, so the last pod's teardown cannot delete the bridge
+        # between our allocation and our veth joining it.
+        with ipam.locked(cfg) as pool:
+            again = pool.address_of(pod_key) is not None
+            ip = pool.allocate(pod_key)
+            undo.append(("release address", lambda: _release_address(cfg, host, pod_key)))
+            bridge_index = links.ensure_bridge(host, cfg)
+        if again:
+            # Set up before and never torn down (a killed supervisor, then a
+            # retry): its rules would be duplicated, drop them first.
+            _remove_pod_rules(cfg, pod_key)
+
+        host_veth = cfg.host_veth_name(pod_key)
+        links.create_veth(host, cfg, host_veth, bridge_index, netns_fd)
+        undo.append(("delete veth", lambda: links.delete_link(host, host_veth)))
+        links.configure_pod_side(cfg, netns_fd, ip)
+
+        nft.run(nat.setup_script(cfg, pod_key, ip, wanted), f"rules of pod {pod_key}")
+        undo.append(("remove nft rules", lambda: _remove_pod_rules(cfg, pod_key)))
+    except BaseException as exc:
+        _undo(undo, pod_key)
+        host.close()
+        if isinstance(exc, MinipodError):
+            raise
+        if isinstance(exc, OSError):
+            raise links.failed(exc) from exc
+        raise
+    host.close()
+    log.debug("pod %s: %s/%d on %s via %s", pod_key, ip, cfg.prefix, cfg.bridge, host_veth)
+    return PodNetwork(ip=ip, prefix=cfg.prefix, gateway=cfg.gateway, host_veth=host_veth,
+                      ports=[p.to_dict() for p in wanted], bridge=cfg.bridge, pod_key=pod_key)
+
+
+def _host_socket() -> rtnl.Rtnl:
+    try:
+        return rtnl.Rtnl()
+    except OSError as exc:
+        raise NetworkError(f"open a netlink socket: {exc.strerror}") from None
+
+
+def _undo(undo: list, pod_key: str) -> None:
+    for what, step in reversed(undo):
+        try:
+            step()
+        except Exception as exc:  # keep undoing: leave as little as possible
+            log.warning("pod %s: undo %s failed: %s", pod_key, what, exc)
+
+
+def teardown_pod_network(cfg: PodNetworkConfig, pod_key: str, record: dict | None = None) -> None:
+    """Remove what ``setup_pod_network`` made for ``pod_key``. Idempotent;
+    works from the record alone, or from nothing but the pod key."""
+    check_pod_key(pod_key)
+    known = PodNetwork.from_record(record) if record else None
+    host_veth = (known.host_veth if known and known.host_veth else cfg.host_veth_name(pod_key))
+    failures: list[str] = []
+
+    def attempt(what: str, step) -> None:
+        try:
+            step()
+        except Exception as exc:  # go on: every later step still frees something
+            log.warning("pod %s: %s: %s", pod_key, what, exc)
+            failures.append(f"{what}: {exc}")
+
+    with _host_socket() as host:
+        # nft first: the kernel finishes a commit's cleanup one RCU grace
+        # period later, and a process exiting right after a commit waits for
+        # it (~16 ms here); the veth deletion below covers that time.
+        attempt("remove nft rules", lambda: _remove_pod_rules(cfg, pod_key))
+        attempt(f"delete {host_veth}", lambda: links.delete_link(host, host_veth))
+        attempt("release hostPorts", lambda: hostports.release(cfg, pod_key))
+        if os.path.isdir(os.path.join(cfg.state_dir, "ipam")):
+            attempt("release address", lambda: _release_address(cfg, host, pod_key))
+    if failures:
+        raise NetworkError(f"tear down the network of pod {pod_key}: " + "; ".join(failures))
+
+
+def list_allocations(cfg: PodNetworkConfig) -> dict[str, str]:
+    """``{ip: pod_key}`` of the bridge's allocated addresses (leak checks)."""
+    if not os.path.isdir(os.path.join(cfg.state_dir, "ipam")):
+        return {}
+    with ipam.locked(cfg, shared=True) as pool:
+        return pool.allocations()
+
+
+def _remove_pod_rules(cfg: PodNetworkConfig, pod_key: str) -> None:
+    for attempt in range(2):
+        try:
+            listing = nft.list_json(nat.list_hostports_script(cfg), "list hostPort rules")
+        except nft.NftFailure as exc:
+            if exc.not_found:
+                return  # no table, no rules
+            raise
+        try:
+            handles = nat.pod_rule_handles(listing, pod_key)
+        except ValueError:
+            raise NetworkError(f"nftables: unreadable listing of {cfg.nft_table}: {listing[:80]!r}") from None
+        if not handles:
+            return
+        try:
+            nft.run(nat.delete_rules_script(cfg, handles), f"remove rules of pod {pod_key}")
+            return
+        except nft.NftFailure as exc:
+            # A concurrent teardown of the same pod removed one first: look again.
+            if not exc.not_found or attempt:
+                raise
+
+
+def _release_address(cfg: PodNetworkConfig, host: rtnl.Rtnl, pod_key: str) -> None:
+    """Free the pod's address; when it was the bridge's last, remove the
+    nft table, the bridge (if minipod made it) and the pool's files too —
+    under the IPAM lock, so no set-up can be joining the bridge meanwhile."""
+    with ipam.locked(cfg) as pool:
+        released = pool.release(pod_key)
+        if released:
+            log.debug("pod %s: released %s", pod_key, ", ".join(released))
+        if not pool.remove_if_empty():
+            return
+        log.debug("bridge %s: no pod left, removing it and table %s", cfg.bridge, cfg.nft_table)
+        try:
+            nft.run(nat.delete_table_script(cfg), f"delete table {cfg.nft_table}")
+        except nft.NftFailure as exc:
+            if not exc.not_found:
+                raise
+        links.delete_bridge_if_ours(host, cfg)
