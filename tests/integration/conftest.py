@@ -94,7 +94,8 @@ class Env:
         self.root = root
         self.cgroup_parent = f"minipod-test-{suffix}"
         self.bridge = f"mpt{suffix[:8]}"
-        self.subnet = "10.213.0.0/24"
+        # A subnet of its own, so tests running side by side never collide.
+        self.subnet = f"10.213.{int(suffix[:4], 16) % 200 + 20}.0/24"
         self.env = {
             **os.environ,
             "MINIPOD_ROOT": root,
