@@ -194,7 +194,7 @@ def parse_line(line: str) -> tuple[str, str, str, str]:
     return timestamp.decode(), stream, tag, content.decode("utf-8", "surrogateescape")
 
 
-class _Assembler:
+class LineAssembler:
     """Joins P records with their F and turns lines into text."""
 
     def __init__(self, timestamps: bool, streams: Iterable[str]):
@@ -303,7 +303,7 @@ def read_log(path: str, *, timestamps: bool = False, tail: int | None = None,
     except OSError as exc:
         raise KernelError.from_oserror("read log", exc, path) from None
     with f:
-        assembler = _Assembler(timestamps, streams)
+        assembler = LineAssembler(timestamps, streams)
         if tail is not None and tail >= 0:
             f.seek(_tail_offset(f, tail, streams))
             last = collections.deque(maxlen=tail)
@@ -315,7 +315,7 @@ def read_log(path: str, *, timestamps: bool = False, tail: int | None = None,
         yield from assembler.flush()
 
 
-def _read_lines(f, assembler: _Assembler) -> Iterator[str]:
+def _read_lines(f, assembler: LineAssembler) -> Iterator[str]:
     for record in f:
         if not record.endswith(b"\n"):
             return  # being written right now
@@ -336,7 +336,7 @@ def follow_logs(path_getter: Callable[[], str | None], *, poll: float = 0.1,
     and everything written before that is read.
     """
     streams = tuple(streams)
-    assembler = _Assembler(timestamps, streams)
+    assembler = LineAssembler(timestamps, streams)
     follower = _Follower(assembler)
     first_file = True
     try:
@@ -368,7 +368,7 @@ def follow_logs(path_getter: Callable[[], str | None], *, poll: float = 0.1,
 class _Follower:
     """The file being followed and the unfinished record read from it."""
 
-    def __init__(self, assembler: _Assembler):
+    def __init__(self, assembler: LineAssembler):
         self.assembler = assembler
         self.path: str | None = None
         self.file = None

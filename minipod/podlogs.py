@@ -72,18 +72,17 @@ def _current_record(pod_dir, name: str) -> dict | None:
 def stream_pod(runtime, ref: str, write, poll: float = 0.05) -> None:
     """Follow every container of a pod, each line prefixed with its
     container name, until the pod's supervisor has finished."""
-    from .logs import parse_line
+    from .logs import LineAssembler
 
     pod_dir = runtime.table.find(ref)
     offsets: dict[str, int] = {}
-    partial: dict[str, str] = {}
-    width = 0
+    assemblers: dict[str, LineAssembler] = {}  # per log file: P records wait for their F
     while True:
         alive = pod_dir.supervisor_alive()
         state = pod_dir.read()
-        for c in state.get("containers") or []:
-            width = max(width, len(c["name"]))
-        for c in state.get("containers") or []:
+        containers = state.get("containers") or []
+        width = max((len(c["name"]) for c in containers), default=0)
+        for c in containers:
             for restart in range(0, c.get("restartCount", 0) + 1):
                 path = _log_file(state, c["name"], restart)
                 try:
@@ -92,22 +91,16 @@ def stream_pod(runtime, ref: str, write, poll: float = 0.05) -> None:
                         data = f.read()
                 except FileNotFoundError:
                     continue
-                if not data:
-                    continue
-                text = data.decode(errors="replace")
-                cut = text.rfind("\n") + 1  # only whole records; the rest next round
-                offsets[path] = offsets.get(path, 0) + len(text[:cut].encode())
-                for line in text[:cut].splitlines():
-                    try:
-                        _ts, _stream, tag, content = parse_line(line)
-                    except ValueError:
-                        continue
-                    key = path
-                    if tag == "P":
-                        partial[key] = partial.get(key, "") + content
-                        continue
-                    content = partial.pop(key, "") + content
-                    write(f"{c['name']:<{width}} | {content}\n")
+                cut = data.rfind(b"\n") + 1  # whole records only; the rest next round
+                offsets[path] = offsets.get(path, 0) + cut
+                assembler = assemblers.setdefault(path, LineAssembler(False, ("stdout", "stderr")))
+                for record in data[:cut].split(b"\n")[:-1]:
+                    text = assembler.feed(record)
+                    if text is not None:
+                        write(f"{c['name']:<{width}} | {text}")
+                if not alive:  # the last words of a stream that ended without a newline
+                    for text in assembler.flush():
+                        write(f"{c['name']:<{width}} | {text}\n")
         if not alive:
             return
         time.sleep(poll)

@@ -53,6 +53,8 @@ class SandboxShape:
 def pod_hostname(pod: dict) -> str:
     """``spec.hostname`` or the pod name cut to a DNS label, as Kubernetes does."""
     spec = pod["spec"]
+    if spec.get("hostNetwork"):
+        return os.uname().nodename  # the host's UTS namespace, so its name
     if spec.get("hostname"):
         return spec["hostname"]
     return pod["metadata"]["name"][:63].rstrip("-.")
@@ -123,8 +125,6 @@ def write_pod_files(data_dir: str, pod: dict, hostname: str, pod_ip: str | None,
             host_resolv = f.read()
     except OSError:
         host_resolv = ""
-    if spec.get("hostNetwork"):
-        hostname = os.uname().nodename  # the host's UTS namespace, so its name
     files = {
         "/etc/hosts": ("etc-hosts", hosts_file(hostname, pod_ip, spec.get("subdomain"),
                                                pod["metadata"]["namespace"], spec.get("hostAliases"))),
