@@ -10,12 +10,10 @@ step is a ``SpawnError`` naming the step.
 from __future__ import annotations
 
 import functools
-import logging
 import os
+import sys
 
 from minipod.errors import KernelError, MinipodError, SpawnError
-
-log = logging.getLogger("minipod.spawn")
 
 from minipod.capabilities import CAPABILITIES  # noqa: F401  (re-exported)
 
@@ -95,7 +93,7 @@ def cap_last_cap() -> int:
         with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as f:
             return int(f.read())
     except (OSError, ValueError):
-        return len(_CAPABILITY_NAMES) - 1
+        return len(CAPABILITIES) - 1
 
 
 def pause_binary() -> str:
@@ -211,6 +209,14 @@ def _check_shape(ops) -> None:
         raise MinipodError("spawn plan has more than one Clone step")
 
 
+def _logger():
+    """The spawn logger, or None while nothing has imported logging: then
+    nothing can have configured it either, so its debug lines would be
+    dropped anyway, and ``rm`` and ``exec`` need not pay ~5 ms to import it."""
+    logging = sys.modules.get("logging")
+    return logging.getLogger("minipod.spawn") if logging is not None else None
+
+
 def spawn(plan) -> int:
     """Carry out ``plan`` (a ``minipod.plan.Plan``) in a new process and
     return the pid of the process that exec'd — a direct child of the
@@ -221,7 +227,8 @@ def spawn(plan) -> int:
     process could not be created."""
     ops = list(plan.ops)
     _check_shape(ops)
-    if log.isEnabledFor(logging.DEBUG):
+    log = _logger()
+    if log is not None and log.isEnabledFor(10):  # 10 is logging.DEBUG
         for line in plan.describe():
             log.debug("spawn %s", line)
 
@@ -236,7 +243,8 @@ def spawn(plan) -> int:
 
     pid = native.lib.mp_spawn(records, len(ops), failed_step, failed_errno)
     if pid >= 0:
-        log.debug("spawned pid %d", pid)
+        if log is not None:
+            log.debug("spawned pid %d", pid)
         return pid
     step, err = failed_step[0], failed_errno[0]
     if 0 <= step < len(ops):

@@ -9,23 +9,43 @@ so they never touch a real installation.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 DEFAULT_BRIDGE = "minipod0"
 DEFAULT_SUBNET = "10.144.0.0/24"
 DEFAULT_CGROUP_PARENT = "minipod"
 
+_FIELDS = ("root", "bridge", "subnet", "cgroup_parent", "debug")
 
-@dataclass(frozen=True)
+
 class Config:
-    """Host layout (see DESIGN.md, "Host layout") and global names."""
+    """Host layout (see DESIGN.md, "Host layout") and global names.
 
-    root: str | None = None
-    bridge: str = DEFAULT_BRIDGE
-    subnet: str = DEFAULT_SUBNET
-    cgroup_parent: str = DEFAULT_CGROUP_PARENT
-    debug: bool = False
-    extra: dict = field(default_factory=dict, compare=False)
+    Immutable. A plain class rather than a dataclass because every command
+    loads it: ``dataclasses`` would add milliseconds to ``minipod ps``."""
+
+    __slots__ = _FIELDS + ("extra",)
+
+    def __init__(self, root: str | None = None, bridge: str = DEFAULT_BRIDGE, subnet: str = DEFAULT_SUBNET,
+                 cgroup_parent: str = DEFAULT_CGROUP_PARENT, debug: bool = False, extra: dict | None = None):
+        for name, value in (("root", root), ("bridge", bridge), ("subnet", subnet),
+                            ("cgroup_parent", cgroup_parent), ("debug", debug),
+                            ("extra", {} if extra is None else extra)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"Config is immutable: cannot set {name!r}")
+
+    def _key(self) -> tuple:
+        return tuple(getattr(self, name) for name in _FIELDS)  # ``extra`` is not compared
+
+    def __eq__(self, other):
+        return self._key() == other._key() if isinstance(other, Config) else NotImplemented
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "Config(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in _FIELDS) + ")"
 
     @classmethod
     def from_env(cls, **overrides) -> "Config":

@@ -9,7 +9,6 @@ root, cgroup and user as a running container, for one more process.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from .capabilities import container_caps
 from .envvars import DEFAULT_PATH, command_line, container_env
@@ -22,16 +21,31 @@ from .rootfs import BindMount, container_rootfs_steps
 from .users import User, resolve_user
 
 
-@dataclass(frozen=True)
 class ImageInfo:
     """What a container needs of its image, kept in the pod's spec.json so the
-    supervisor does not have to open the image store."""
+    supervisor does not have to open the image store. Immutable.
 
-    ref: str
-    id: str
-    digest: str
-    config: dict
-    layer_dirs: list[str]
+    This and ``Launch`` are plain classes, not dataclasses: ``run`` imports
+    this module, and ``dataclasses`` with its generated code cost ~4 ms."""
+
+    __slots__ = ("ref", "id", "digest", "config", "layer_dirs")
+
+    def __init__(self, ref: str, id: str, digest: str, config: dict, layer_dirs: list[str]):
+        for name, value in (("ref", ref), ("id", id), ("digest", digest), ("config", config),
+                            ("layer_dirs", layer_dirs)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"ImageInfo is immutable: cannot set {name!r}")
+
+    def __eq__(self, other):
+        return self.to_dict() == other.to_dict() if isinstance(other, ImageInfo) else NotImplemented
+
+    __hash__ = None  # holds a dict and a list
+
+    def __repr__(self) -> str:
+        return (f"ImageInfo(ref={self.ref!r}, id={self.id!r}, digest={self.digest!r}, config={self.config!r}, "
+                f"layer_dirs={self.layer_dirs!r})")
 
     @property
     def image_id_ref(self) -> str:
@@ -52,22 +66,37 @@ class ImageInfo:
         return cls(image.ref, image.id, image.digest, dict(image.config or {}), list(image.layer_dirs))
 
 
-@dataclass
 class Launch:
     """Everything about a container's process that does not depend on where
     it is started: the answer to "what would run, as whom?"."""
 
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    user: User
-    caps: int
-    workdir: str
-    no_new_privs: bool = False
-    privileged: bool = False
-    readonly_root: bool = False
-    tty: bool = False
-    binds: list[BindMount] = field(default_factory=list)
+    _FIELDS = ("name", "argv", "env", "user", "caps", "workdir", "no_new_privs", "privileged",
+               "readonly_root", "tty", "binds")
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], user: User, caps: int, workdir: str,
+                 no_new_privs: bool = False, privileged: bool = False, readonly_root: bool = False,
+                 tty: bool = False, binds: list[BindMount] | None = None):
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.user = user
+        self.caps = caps
+        self.workdir = workdir
+        self.no_new_privs = no_new_privs
+        self.privileged = privileged
+        self.readonly_root = readonly_root
+        self.tty = tty
+        self.binds: list[BindMount] = [] if binds is None else binds
+
+    def __eq__(self, other):
+        if not isinstance(other, Launch):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self._FIELDS)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return "Launch(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS) + ")"
 
     def envp(self) -> tuple[str, ...]:
         return tuple(f"{k}={v}" for k, v in self.env.items())

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import threading
 
@@ -83,6 +82,8 @@ def _fork_supervisor(config: Config, pod_dir: PodDir, ready_w: int) -> None:
 
 
 def _exec_supervisor(config: Config, pod_dir: PodDir, ready_w: int) -> None:
+    import subprocess  # ~4 ms, and the CLI (single-threaded) never comes here
+
     args = [sys.executable, "-m", "minipod.supervisor", pod_dir.path, str(ready_w),
             json.dumps(config.to_dict())]
     with open(pod_dir.supervisor_log, "ab") as logf:

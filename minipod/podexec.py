@@ -13,17 +13,31 @@ import os
 import selectors
 import signal
 import sys
-from dataclasses import dataclass
 
 from .container import exec_plan
 from .errors import MinipodError, SpawnError, StateError
 
 
-@dataclass
 class ExecResult:
-    returncode: int
-    stdout: bytes = b""
-    stderr: bytes = b""
+    """What a captured ``exec`` gave back. (Plain class: ``dataclasses``
+    would cost ``exec`` and ``logs`` milliseconds of start-up.)"""
+
+    __slots__ = ("returncode", "stdout", "stderr")
+
+    def __init__(self, returncode: int, stdout: bytes = b"", stderr: bytes = b""):
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def __eq__(self, other):
+        if not isinstance(other, ExecResult):
+            return NotImplemented
+        return (self.returncode, self.stdout, self.stderr) == (other.returncode, other.stdout, other.stderr)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"ExecResult(returncode={self.returncode!r}, stdout={self.stdout!r}, stderr={self.stderr!r})"
 
     @property
     def text(self) -> str:

@@ -16,10 +16,14 @@ def now_rfc3339() -> str:
 
 
 def parse_rfc3339(text: str | None) -> float | None:
-    if not text:
+    """Seconds since the epoch of a ``YYYY-MM-DDTHH:MM:SSZ`` time (the form
+    ``now_rfc3339`` writes); None for anything else."""
+    # Not strptime: its first call imports _strptime and compiles its
+    # regexes, ~4 ms of every ``ps``. The shape check keeps it as strict.
+    if not text or len(text) != 20 or text[10] != "T" or text[13] + text[16] + text[19] != "::Z":
         return None
     try:
-        return _dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc).timestamp()
+        return _dt.datetime.fromisoformat(text[:-1]).replace(tzinfo=_dt.timezone.utc).timestamp()
     except ValueError:
         return None
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 
 from .plan import (
     MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT,
@@ -46,15 +45,31 @@ DEV_SYMLINKS = (
 )
 
 
-@dataclass(frozen=True)
 class BindMount:
-    """A host path to appear at ``target`` inside the container. ``source`` may
-    be ``/proc/self/fd/N`` for a path pinned by an open fd (safe subPath)."""
+    """A host path to appear at ``target`` (absolute, inside the container).
+    ``source`` may be ``/proc/self/fd/N`` for a path pinned by an open fd
+    (safe subPath). A plain value: no ``dataclasses`` on the start path."""
 
-    source: str
-    target: str  # absolute path inside the container
-    readonly: bool = False
-    is_dir: bool = True
+    __slots__ = ("source", "target", "readonly", "is_dir")
+
+    def __init__(self, source: str, target: str, readonly: bool = False, is_dir: bool = True):
+        self.source = source
+        self.target = target
+        self.readonly = readonly
+        self.is_dir = is_dir
+
+    def _key(self) -> tuple:
+        return (self.source, self.target, self.readonly, self.is_dir)
+
+    def __eq__(self, other):
+        return self._key() == other._key() if isinstance(other, BindMount) else NotImplemented
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"BindMount(source={self.source!r}, target={self.target!r}, readonly={self.readonly!r}, "
+                f"is_dir={self.is_dir!r})")
 
 
 def inside(rootfs: str, path: str) -> str:

@@ -214,7 +214,7 @@ class Runtime:
             kill_supervisor(state.get("supervisorPid"))
             deadline = time.monotonic() + 5
             while pod_dir.supervisor_alive() and time.monotonic() < deadline:
-                time.sleep(0.005)
+                time.sleep(0.001)  # it is gone ~2 ms after SIGKILL; a probe costs ~30 µs
         release_host_resources(cgroup_parent=state.get("cgroupParent", self.config.cgroup_parent),
                                cgroup_id=state.get("cgroupId"), data_dir=state.get("dataDir"))
         from .cgroups import remove_parent_if_empty

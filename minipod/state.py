@@ -20,7 +20,6 @@ import errno
 import fcntl
 import json
 import os
-from dataclasses import dataclass
 
 from .config import Config
 from .errors import KernelError, StateError
@@ -52,11 +51,21 @@ def write_json_atomic(path: str, data: object, mode: int = 0o600) -> None:
     os.rename(tmp, path)
 
 
-@dataclass
 class PodDir:
     """The state directory of one pod."""
 
-    path: str
+    __slots__ = ("path",)
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __eq__(self, other):
+        return self.path == other.path if isinstance(other, PodDir) else NotImplemented
+
+    __hash__ = None  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return f"PodDir(path={self.path!r})"
 
     @property
     def key(self) -> str:

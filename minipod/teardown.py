@@ -8,12 +8,18 @@ already gone, so it can run twice, or after a start that failed half-way.
 
 from __future__ import annotations
 
-import logging
 import os
-import shutil
 import signal
+import sys
 
-log = logging.getLogger("minipod.teardown")
+
+def _debug(msg: str, *args) -> None:
+    # Not a module-level logger: importing logging costs ~5 ms of every
+    # ``rm``, and before something imports it (``--debug``, the supervisor)
+    # nothing can have configured it, so a debug line would be dropped anyway.
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.getLogger("minipod.teardown").debug(msg, *args)
 
 
 def _unescape(field: str) -> str:
@@ -46,22 +52,24 @@ def unmount_all_under(directory: str) -> None:
         if not points:
             return
         for point in points:
-            log.debug("umount %s", point)
+            _debug("umount %s", point)
             try:
                 _sys.umount2(point, 2)  # MNT_DETACH: a busy mount must not stop the teardown
             except KernelError as exc:
-                log.debug("umount %s: %s", point, exc)
+                _debug("umount %s: %s", point, exc)
 
 
 def remove_tree(path: str) -> None:
     """``rm -rf`` that refuses to cross into a mount point (a volume still
     mounted must never have the host's files under it deleted)."""
+    import shutil  # ~3 ms: imported here so that a pod's start (supervisor) does not pay it
+
     if not os.path.lexists(path):
         return
     root_dev = os.lstat(path).st_dev
 
     def onerror(func, p, exc_info):
-        log.debug("remove %s: %s", p, exc_info[1])
+        _debug("remove %s: %s", p, exc_info[1])
 
     for current, dirs, _files in os.walk(path):
         for d in list(dirs):

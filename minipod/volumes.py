@@ -13,25 +13,52 @@ from __future__ import annotations
 import base64
 import os
 import stat
-from dataclasses import dataclass, field
 
 from .errors import KernelError, MinipodError, SpecError
 from .rootfs import BindMount
 
 
-@dataclass
 class PreparedVolume:
-    name: str
-    host_path: str
-    is_dir: bool = True
-    mounted: bool = False  # a tmpfs minipod mounted on the host (unmounted at teardown)
+    """One volume on the host. ``mounted``: a tmpfs minipod mounted on the
+    host (unmounted at teardown). Plain classes here, not dataclasses: the
+    supervisor imports this module on every pod start."""
+
+    __slots__ = ("name", "host_path", "is_dir", "mounted")
+
+    def __init__(self, name: str, host_path: str, is_dir: bool = True, mounted: bool = False):
+        self.name = name
+        self.host_path = host_path
+        self.is_dir = is_dir
+        self.mounted = mounted
+
+    def __eq__(self, other):
+        if not isinstance(other, PreparedVolume):
+            return NotImplemented
+        return (self.name, self.host_path, self.is_dir, self.mounted) == \
+            (other.name, other.host_path, other.is_dir, other.mounted)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return (f"PreparedVolume(name={self.name!r}, host_path={self.host_path!r}, is_dir={self.is_dir!r}, "
+                f"mounted={self.mounted!r})")
 
 
-@dataclass
 class VolumeSet:
     """The pod's prepared volumes by name; owns the host mounts it made."""
 
-    volumes: dict[str, PreparedVolume] = field(default_factory=dict)
+    __slots__ = ("volumes",)
+
+    def __init__(self, volumes: dict[str, PreparedVolume] | None = None):
+        self.volumes: dict[str, PreparedVolume] = {} if volumes is None else volumes
+
+    def __eq__(self, other):
+        return self.volumes == other.volumes if isinstance(other, VolumeSet) else NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"VolumeSet(volumes={self.volumes!r})"
 
     def host_mounts(self) -> list[str]:
         return [v.host_path for v in self.volumes.values() if v.mounted]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 
 from ..errors import CgroupError
 
@@ -31,7 +30,6 @@ V1_CONTROLLER_NAMES = frozenset({
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
-@dataclass(frozen=True)
 class Layout:
     """How cgroups are mounted.
 
@@ -39,21 +37,50 @@ class Layout:
     controller minipod may use to the mount point of its hierarchy: the v1
     hierarchies on hybrid and legacy hosts, the cgroup2 root (for the
     controllers it offers) on unified ones. ``unified`` is the cgroup2 mount
-    point, or None when there is none.
+    point, or None when there is none. (A plain class, not a dataclass: it is
+    on the path of every ``run`` and ``rm``.)
     """
 
-    kind: str
-    mounts: dict[str, str] = field(default_factory=dict)
-    unified: str | None = None
+    __slots__ = ("kind", "mounts", "unified")
+
+    def __init__(self, kind: str, mounts: dict[str, str] | None = None, unified: str | None = None):
+        self.kind = kind
+        self.mounts = {} if mounts is None else mounts
+        self.unified = unified
+
+    def __eq__(self, other):
+        if not isinstance(other, Layout):
+            return NotImplemented
+        return (self.kind, self.mounts, self.unified) == (other.kind, other.mounts, other.unified)
+
+    __hash__ = None  # ``mounts`` is a dict
+
+    def __repr__(self) -> str:
+        return f"Layout(kind={self.kind!r}, mounts={self.mounts!r}, unified={self.unified!r})"
 
 
-@dataclass(frozen=True)
 class CgroupMount:
     """One cgroup or cgroup2 mount line of mountinfo."""
 
-    mountpoint: str
-    fstype: str
-    controllers: tuple[str, ...] = ()
+    __slots__ = ("mountpoint", "fstype", "controllers")
+
+    def __init__(self, mountpoint: str, fstype: str, controllers: tuple[str, ...] = ()):
+        self.mountpoint = mountpoint
+        self.fstype = fstype
+        self.controllers = controllers
+
+    def __eq__(self, other):
+        if not isinstance(other, CgroupMount):
+            return NotImplemented
+        return (self.mountpoint, self.fstype, self.controllers) == \
+            (other.mountpoint, other.fstype, other.controllers)
+
+    def __hash__(self):
+        return hash((self.mountpoint, self.fstype, self.controllers))
+
+    def __repr__(self) -> str:
+        return (f"CgroupMount(mountpoint={self.mountpoint!r}, fstype={self.fstype!r}, "
+                f"controllers={self.controllers!r})")
 
 
 def _unescape(field_text: str) -> str:
@@ -97,14 +124,29 @@ def _read_controllers(unified: str) -> list[str]:
         return []
 
 
+# The host's layout, once per process: it does not change while minipod runs,
+# and ``rm`` and the supervisor would otherwise parse mountinfo several times.
+_host_layouts: dict[str, Layout] = {}
+
+
 def detect_layout(mountinfo_path: str = DEFAULT_MOUNTINFO, root: str = DEFAULT_ROOT) -> Layout:
     """Detect the cgroup layout from ``mountinfo_path``.
 
     Mounts at or under ``root`` are preferred; cgroups mounted elsewhere are
     used only when nothing is mounted under ``root`` (old hosts with
     ``/cgroup``). Any v1 controller hierarchy makes the host hybrid (when a
-    cgroup2 is mounted too) or legacy; otherwise it is unified.
+    cgroup2 is mounted too) or legacy; otherwise it is unified. The host's
+    own layout (the default ``mountinfo_path``) is remembered per process.
     """
+    if mountinfo_path != DEFAULT_MOUNTINFO:
+        return _detect(mountinfo_path, root)
+    layout = _host_layouts.get(root)
+    if layout is None:
+        layout = _host_layouts[root] = _detect(mountinfo_path, root)
+    return layout
+
+
+def _detect(mountinfo_path: str, root: str) -> Layout:
     try:
         with open(mountinfo_path) as f:
             text = f.read()

@@ -8,17 +8,14 @@ together (``cpu,cpuacct``) share one hierarchy and are handled once.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import time
 from typing import Iterator
 
 from ..errors import CgroupError
 from . import fs
-from .base import Cgroup, cgroup_error, make_dir, read_key_values, read_text
+from .base import Cgroup, cgroup_error, log, make_dir, read_key_values, read_text
 from .detect import Layout
-
-log = logging.getLogger("minipod.cgroups")
 
 # The hierarchies minipod makes its tree in, in this order.
 CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "blkio", "cpuset")

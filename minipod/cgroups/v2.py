@@ -8,15 +8,12 @@ holds only child cgroups: ``pause`` and one per container.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 
 from ..errors import CgroupError
 from . import fs
-from .base import Cgroup, cgroup_error, make_dir, read_key_values, read_text
+from .base import Cgroup, cgroup_error, log, make_dir, read_key_values, read_text
 from .detect import Layout
-
-log = logging.getLogger("minipod.cgroups")
 
 # Controllers a pod's children get, when the host offers them.
 CONTROLLERS = ("cpu", "memory", "pids", "io")

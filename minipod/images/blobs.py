@@ -10,10 +10,8 @@ first file with identical bytes).
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import re
-import tempfile
 from typing import BinaryIO
 
 from minipod.errors import ImageError
@@ -21,6 +19,14 @@ from minipod.images.compression import CHUNK
 
 DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 TEMP_PREFIX = ".tmp-"
+
+
+def _sha256(data: bytes = b""):
+    """A sha256 hasher. hashlib is imported here, not at the top: it costs
+    milliseconds, and ``run`` only reads the store (no hashing)."""
+    import hashlib
+
+    return hashlib.sha256(data)
 
 
 def check_digest(digest: str) -> str:
@@ -67,7 +73,7 @@ class BlobStore:
 
     def write_bytes(self, data: bytes, expected: str | None = None) -> str:
         """Store ``data``; return its digest."""
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = "sha256:" + _sha256(data).hexdigest()
         self._check_expected(digest, expected)
         if not self.exists(digest):
             self._write(lambda f: f.write(data), digest)
@@ -76,7 +82,7 @@ class BlobStore:
     def write_stream(self, stream: BinaryIO, expected: str | None = None) -> tuple[str, int]:
         """Store everything ``stream`` yields; return (digest, size). With
         ``expected``, a mismatch stores nothing and raises ImageError."""
-        hasher = hashlib.sha256()
+        hasher = _sha256()
         size = 0
 
         def copy(out) -> None:
@@ -106,7 +112,7 @@ class BlobStore:
             with open(path, "rb") as f:
                 return self.write_stream(f, expected)
         with open(path, "rb") as f:
-            hasher = hashlib.sha256()
+            hasher = _sha256()
             while chunk := f.read(CHUNK):
                 hasher.update(chunk)
             size = f.tell()
@@ -151,6 +157,8 @@ class BlobStore:
         os.makedirs(self.directory, mode=0o755, exist_ok=True)
 
     def _temp_file(self) -> str:
+        import tempfile  # here, not at the top: only writers need it
+
         self._ensure_dir()
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.directory)
         os.close(fd)

@@ -7,7 +7,6 @@ from a registry has no name, and users rename files. zstd needs the optional
 
 from __future__ import annotations
 
-import hashlib
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
@@ -140,6 +139,8 @@ class HashingReader:
     so a digest is computed in the same pass that consumes the data."""
 
     def __init__(self, stream: BinaryIO):
+        import hashlib  # here, not at the top: ``run`` never hashes a layer
+
         self._stream = stream
         self._hash = hashlib.sha256()
         self.size = 0

@@ -15,17 +15,21 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
 import re
-import shutil
-import tempfile
 
 from minipod.errors import ImageError
 from minipod.images.blobs import TEMP_PREFIX, check_digest
 from minipod.images.compression import open_decompressed
 
-log = logging.getLogger("minipod.images.layers")
+
+def _log():
+    # logging, shutil and tempfile are imported where used: ``run`` reads
+    # layers without writing, logging or deleting anything.
+    import logging
+
+    return logging.getLogger("minipod.images.layers")
+
 
 _HEX_RE = re.compile(r"^[a-f0-9]{64}$")
 
@@ -69,6 +73,8 @@ class LayerStore:
         ``expected_diff_id``, a mismatch keeps nothing and raises ImageError."""
         from minipod.images.unpack import unpack_layer  # noqa: PLC0415 - lazy: tarfile is only for writes
 
+        import tempfile
+
         os.makedirs(self.directory, mode=0o755, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.directory)
         try:
@@ -79,7 +85,7 @@ class LayerStore:
                     f"{what}: content does not match its diff ID: expected {expected_diff_id}, got {result.diff_id}"
                 )
             if self.has(result.diff_id):
-                log.debug("layer %s was unpacked concurrently; keeping the other copy", result.diff_id)
+                _log().debug("layer %s was unpacked concurrently; keeping the other copy", result.diff_id)
             else:
                 self._commit(tmp, result)
             return result.diff_id
@@ -103,11 +109,13 @@ class LayerStore:
         except OSError as exc:
             if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise ImageError(f"cannot store layer {result.diff_id}: {exc.strerror}") from None
-            log.debug("layer %s was unpacked concurrently; keeping the other copy", result.diff_id)
+            _log().debug("layer %s was unpacked concurrently; keeping the other copy", result.diff_id)
 
     def remove(self, diff_id: str) -> None:
         """Delete a layer: first move its directory out of the way (so it
         stops existing at once), then its marker, then the files."""
+        import tempfile
+
         path = self.path(diff_id)
         if os.path.isdir(path):
             trash = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.directory)
@@ -144,6 +152,8 @@ class LayerStore:
 def write_json_atomically(path: str, data) -> None:
     """Write ``data`` as JSON to ``path`` through a temporary file and a
     rename, so readers see the old or the new content, never a mix."""
+    import tempfile
+
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
     try:
@@ -164,6 +174,8 @@ def remove_tree(path: str) -> None:
     """Remove a directory tree that the store made. Without root, a layer
     may hold read-only directories: make them writable (never through a
     symlink) and try again."""
+    import shutil
+
     if not os.path.lexists(path):
         return
     if os.path.islink(path) or not os.path.isdir(path):

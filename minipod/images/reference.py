@@ -11,7 +11,6 @@ are the same strings ``docker`` would show with ``--no-trunc``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from minipod.errors import ImageError
 
@@ -39,14 +38,33 @@ _IDENTIFIER_RE = re.compile(r"^[a-f0-9]{64}$")
 _DIGEST_HEX_LENGTH = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 
-@dataclass(frozen=True)
 class Reference:
-    """A parsed, normalised reference. ``str()`` gives the canonical form."""
+    """A parsed, normalised reference. ``str()`` gives the canonical form.
+    Immutable; a plain class because ``run`` parses one per container and
+    importing ``dataclasses`` costs more than the whole parse."""
 
-    domain: str
-    path: str
-    tag: str | None = None
-    digest: str | None = None
+    __slots__ = ("domain", "path", "tag", "digest")
+
+    def __init__(self, domain: str, path: str, tag: str | None = None, digest: str | None = None):
+        object.__setattr__(self, "domain", domain)
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "tag", tag)
+        object.__setattr__(self, "digest", digest)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"Reference is immutable: cannot set {name!r}")
+
+    def _key(self) -> tuple:
+        return (self.domain, self.path, self.tag, self.digest)
+
+    def __eq__(self, other):
+        return self._key() == other._key() if isinstance(other, Reference) else NotImplemented
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Reference(domain={self.domain!r}, path={self.path!r}, tag={self.tag!r}, digest={self.digest!r})"
 
     @property
     def name(self) -> str:

@@ -18,14 +18,11 @@ digest, as with Docker.
 
 from __future__ import annotations
 
-import copy
 import fcntl
 import json
-import logging
 import os
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Iterator
 
 from minipod.errors import ImageError
@@ -34,7 +31,15 @@ from minipod.images.blobs import BlobStore, check_digest
 from minipod.images.layers import LayerStore, remove_tree, write_json_atomically
 from minipod.images.reference import parse_reference
 
-log = logging.getLogger("minipod.images.store")
+
+
+def _log():
+    # Imported when something is logged (writes, damaged images), not at
+    # import time: ``run`` resolves its images on every start.
+    import logging
+
+    return logging.getLogger("minipod.images.store")
+
 
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
@@ -46,22 +51,46 @@ _ID_RE = re.compile(r"^(?:sha256:)?([a-f0-9]{1,64})$")
 _MIN_SHORT_ID = 4
 
 
-@dataclass(frozen=True)
 class Image:
-    """An image in the store, as found under one reference."""
+    """An image in the store, as found under one reference.
 
-    ref: str  # normalised reference it was found under
-    id: str  # "sha256:<config digest hex>"
-    digest: str  # manifest digest
-    config: dict  # the OCI config's "config" object: Env, Entrypoint, Cmd...
-    layer_dirs: list[str]  # unpacked layer directories, bottom first
-    size: int  # bytes of the layer blobs
-    created: str | None
-    diff_ids: list[str] = field(default_factory=list, repr=False)
-    architecture: str | None = None
-    os: str | None = None
-    manifest: dict = field(default_factory=dict, repr=False, compare=False)
-    config_document: dict = field(default_factory=dict, repr=False, compare=False)  # the whole OCI config
+    ``ref``: the normalised reference it was found under; ``id``:
+    ``sha256:<config digest hex>``; ``digest``: the manifest digest;
+    ``config``: the OCI config's "config" object (Env, Entrypoint, Cmd…);
+    ``layer_dirs``: unpacked layer directories, bottom first; ``size``: bytes
+    of the layer blobs; ``config_document``: the whole OCI config. Equality
+    ignores ``manifest`` and ``config_document``. (A plain class: ``run``
+    loads this module, and ``dataclasses`` would cost it milliseconds.)"""
+
+    _COMPARED = ("ref", "id", "digest", "config", "layer_dirs", "size", "created", "diff_ids",
+                 "architecture", "os")
+    _SHOWN = ("ref", "id", "digest", "config", "layer_dirs", "size", "created", "architecture", "os")
+
+    def __init__(self, ref: str, id: str, digest: str, config: dict, layer_dirs: list[str], size: int,
+                 created: str | None, diff_ids: list[str] | None = None, architecture: str | None = None,
+                 os: str | None = None, manifest: dict | None = None, config_document: dict | None = None):
+        self.ref = ref
+        self.id = id
+        self.digest = digest
+        self.config = config
+        self.layer_dirs = layer_dirs
+        self.size = size
+        self.created = created
+        self.diff_ids = [] if diff_ids is None else diff_ids
+        self.architecture = architecture
+        self.os = os
+        self.manifest = {} if manifest is None else manifest
+        self.config_document = {} if config_document is None else config_document
+
+    def __eq__(self, other):
+        if not isinstance(other, Image):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self._COMPARED)
+
+    __hash__ = None  # holds dicts and lists
+
+    def __repr__(self) -> str:
+        return "Image(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self._SHOWN) + ")"
 
     @property
     def familiar_ref(self) -> str:
@@ -69,23 +98,40 @@ class Image:
         return parse_reference(self.ref).familiar
 
 
-@dataclass(frozen=True)
 class GcReport:
     """What one garbage collection removed. ``skipped`` when it could not
     run (a writer is busy, or an image could not be read)."""
 
-    blobs: int = 0
-    layers: int = 0
-    temporaries: int = 0
-    skipped: bool = False
+    __slots__ = ("blobs", "layers", "temporaries", "skipped")
+
+    def __init__(self, blobs: int = 0, layers: int = 0, temporaries: int = 0, skipped: bool = False):
+        self.blobs = blobs
+        self.layers = layers
+        self.temporaries = temporaries
+        self.skipped = skipped
+
+    def _key(self) -> tuple:
+        return (self.blobs, self.layers, self.temporaries, self.skipped)
+
+    def __eq__(self, other):
+        return self._key() == other._key() if isinstance(other, GcReport) else NotImplemented
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"GcReport(blobs={self.blobs!r}, layers={self.layers!r}, temporaries={self.temporaries!r}, "
+                f"skipped={self.skipped!r})")
 
 
-@dataclass(frozen=True)
 class _LayerEntry:
-    media_type: str
-    digest: str
-    size: int
-    diff_id: str
+    __slots__ = ("media_type", "digest", "size", "diff_id")
+
+    def __init__(self, media_type: str, digest: str, size: int, diff_id: str):
+        self.media_type = media_type
+        self.digest = digest
+        self.size = size
+        self.diff_id = diff_id
 
     def descriptor(self) -> dict:
         return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
@@ -143,7 +189,7 @@ class ImageStore:
             try:
                 found.append(self._load(key, entry))
             except ImageError as exc:
-                log.warning("skipping image %s: %s", key, exc)
+                _log().warning("skipping image %s: %s", key, exc)
         return found
 
     # ----- writing
@@ -192,7 +238,7 @@ class ImageStore:
                 refs = self._read_index()
                 refs[key] = entry
                 self._write_index(refs)
-        log.debug("tagged %s -> %s", key, manifest_digest)
+        _log().debug("tagged %s -> %s", key, manifest_digest)
         return self._load(key, entry)
 
     def remove(self, ref: str) -> list[str]:
@@ -213,7 +259,7 @@ class ImageStore:
             for name in doomed:
                 del refs[name]
             self._write_index(refs)
-        log.debug("untagged %s", ", ".join(doomed))
+        _log().debug("untagged %s", ", ".join(doomed))
         # Never wait for a running import: what it leaves is collected next time.
         self.gc(wait=False)
         return doomed
@@ -226,14 +272,14 @@ class ImageStore:
             return GcReport()
         with self._flock(self.gc_lock_path, fcntl.LOCK_EX, blocking=wait) as locked:
             if not locked:
-                log.debug("image GC skipped: a writer is busy")
+                _log().debug("image GC skipped: a writer is busy")
                 return GcReport(skipped=True)
             # Writers are excluded, so the index can only shrink meanwhile:
             # reading it without its lock keeps at worst a little too much.
             try:
                 used_blobs, used_layers = self._referenced(self._read_index())
             except ImageError as exc:
-                log.warning("image GC skipped: %s", exc)
+                _log().warning("image GC skipped: %s", exc)
                 return GcReport(skipped=True)
             blobs = [d for d in self.blobs.digests() if d not in used_blobs]
             layers = [d for d in self.layers.diff_ids() if d not in used_layers]
@@ -317,6 +363,8 @@ class ImageStore:
                 raise ImageError(f"image config is not valid JSON: {exc}") from None
             raw = bytes(config)
         else:
+            import copy  # only image writes get here
+
             document, raw = copy.deepcopy(config), None
         if not isinstance(document, dict):
             raise ImageError("image config must be a JSON object")

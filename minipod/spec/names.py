@@ -6,24 +6,25 @@ line saying what is wrong (without the field path, which the caller adds).
 
 from __future__ import annotations
 
-import difflib
-import ipaddress
 import re
 
 from minipod.capabilities import CAPABILITY_NAMES
 
 DNS1123_LABEL_MAX = 63
 DNS1123_SUBDOMAIN_MAX = 253
+# Patterns, not compiled objects: ``re`` compiles each on its first use and
+# caches it, so a manifest that needs three of them does not pay for all
+# of them at every ``run``.
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS_LABEL = re.compile(rf"^{_LABEL}$")
-_DNS_SUBDOMAIN = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
-_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_IANA_SVC_NAME = re.compile(r"^[-a-z0-9]+$")
-_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-_HTTP_TOKEN = re.compile(r"^[-!#$%&'*+.^_`|~0-9A-Za-z]+$")
+_DNS_LABEL = rf"^{_LABEL}$"
+_DNS_SUBDOMAIN = rf"^{_LABEL}(\.{_LABEL})*$"
+_QUALIFIED_NAME = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
+_LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+_IANA_SVC_NAME = r"^[-a-z0-9]+$"
+_CONFIG_KEY = r"^[-._a-zA-Z0-9]+$"
+_HTTP_TOKEN = r"^[-!#$%&'*+.^_`|~0-9A-Za-z]+$"
 _SYSCTL_PART = r"[a-z0-9]([-_a-z0-9]*[a-z0-9])?"
-_SYSCTL = re.compile(rf"^({_SYSCTL_PART}[./])*{_SYSCTL_PART}$")
+_SYSCTL = rf"^({_SYSCTL_PART}[./])*{_SYSCTL_PART}$"
 
 # linux/capability.h, in order (the index is the capability number).
 LINUX_CAPABILITIES = CAPABILITY_NAMES
@@ -32,6 +33,8 @@ LINUX_CAPABILITIES = CAPABILITY_NAMES
 def suggestion(word: str, choices, cutoff: float = 0.6) -> str:
     """`` (did you mean "x"?)`` when ``word`` is close to one of ``choices``
     (case-insensitively), else ``""``."""
+    import difflib  # only when something is misspelt
+
     by_lower = {c.lower(): c for c in choices}
     close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=cutoff)
     if not close and len(word) >= 4:
@@ -47,7 +50,7 @@ def dns_label_error(value: str) -> str | None:
         return "must not be empty"
     if len(value) > DNS1123_LABEL_MAX:
         return f'"{value}" must be no more than {DNS1123_LABEL_MAX} characters (a DNS-1123 label)'
-    if not _DNS_LABEL.match(value):
+    if not re.match(_DNS_LABEL, value):
         return (f'"{value}" is not a valid DNS-1123 label: it must consist of lower case alphanumeric '
                 "characters or '-', and must start and end with an alphanumeric character")
     return None
@@ -59,7 +62,7 @@ def dns_subdomain_error(value: str) -> str | None:
         return "must not be empty"
     if len(value) > DNS1123_SUBDOMAIN_MAX:
         return f"must be no more than {DNS1123_SUBDOMAIN_MAX} characters (a DNS-1123 subdomain)"
-    if not _DNS_SUBDOMAIN.match(value):
+    if not re.match(_DNS_SUBDOMAIN, value):
         return (f'"{value}" is not a valid DNS-1123 subdomain: it must consist of lower case '
                 "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character")
     return None
@@ -85,7 +88,7 @@ def qualified_name_error(value: str) -> str | None:
         return f'"{value}" is not a valid key: the name part must not be empty'
     if len(name) > 63:
         return f'"{value}" is not a valid key: the name part must be no more than 63 characters'
-    if not _QUALIFIED_NAME.match(name):
+    if not re.match(_QUALIFIED_NAME, name):
         return (f'"{value}" is not a valid key: the name part must consist of alphanumeric characters, '
                 "'-', '_' or '.', and must start and end with an alphanumeric character")
     return None
@@ -94,7 +97,7 @@ def qualified_name_error(value: str) -> str | None:
 def label_value_error(value: str) -> str | None:
     if len(value) > 63:
         return f'"{value}" is not a valid label value: must be no more than 63 characters'
-    if not _LABEL_VALUE.match(value):
+    if not re.match(_LABEL_VALUE, value):
         return (f'"{value}" is not a valid label value: must be empty or consist of alphanumeric characters, '
                 "'-', '_' or '.', and must start and end with an alphanumeric character")
     return None
@@ -107,7 +110,7 @@ def port_name_error(value: str) -> str | None:
         return "must not be empty"
     if len(value) > 15:
         return f'"{value}" is not a valid port name: must be no more than 15 characters'
-    if not _IANA_SVC_NAME.match(value):
+    if not re.match(_IANA_SVC_NAME, value):
         return f'"{value}" is not a valid port name: must contain only lower case alphanumerics and \'-\''
     if not any(c.isalpha() for c in value):
         return f'"{value}" is not a valid port name: must contain at least one letter'
@@ -134,7 +137,7 @@ def config_key_error(value: str) -> str | None:
         return "must not be empty"
     if len(value) > DNS1123_SUBDOMAIN_MAX:
         return f"must be no more than {DNS1123_SUBDOMAIN_MAX} characters"
-    if not _CONFIG_KEY.match(value):
+    if not re.match(_CONFIG_KEY, value):
         return (f'"{value}" is not a valid key: must consist of alphanumeric characters, '
                 "'-', '_' or '.'")
     if value in (".", "..") or value.startswith(".."):
@@ -143,19 +146,21 @@ def config_key_error(value: str) -> str | None:
 
 
 def http_header_name_error(value: str) -> str | None:
-    if not _HTTP_TOKEN.match(value):
+    if not re.match(_HTTP_TOKEN, value):
         return f'"{value}" is not a valid HTTP header name'
     return None
 
 
 def sysctl_name_error(value: str) -> str | None:
-    if len(value) > DNS1123_SUBDOMAIN_MAX or not _SYSCTL.match(value):
+    if len(value) > DNS1123_SUBDOMAIN_MAX or not re.match(_SYSCTL, value):
         return (f'"{value}" is not a valid sysctl name: it must be dot- or slash-separated parts of '
                 "lower case alphanumerics, '-' and '_'")
     return None
 
 
 def ip_address_error(value: str) -> str | None:
+    import ipaddress  # ~2 ms, for the few manifests with hostAliases
+
     try:
         ipaddress.ip_address(value)
     except ValueError:

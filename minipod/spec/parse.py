@@ -9,7 +9,6 @@ YAML silently collapses and Kubernetes rejects — are caught.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
@@ -24,16 +23,30 @@ MAX_DEPTH = 100
 MAX_NODES = 1_000_000
 
 
-@dataclass
 class Document:
     """One document of a manifest. ``index`` counts from 1 in the stream;
     ``lines`` maps a field path to its 1-based line; ``problems`` holds
     ``(path, message)`` found while reading (duplicate keys)."""
 
-    index: int
-    data: object
-    lines: dict = field(default_factory=dict)
-    problems: list = field(default_factory=list)
+    __slots__ = ("index", "data", "lines", "problems")
+
+    def __init__(self, index: int, data: object, lines: dict | None = None, problems: list | None = None):
+        self.index = index
+        self.data = data
+        self.lines = {} if lines is None else lines
+        self.problems = [] if problems is None else problems
+
+    def __eq__(self, other):
+        if not isinstance(other, Document):
+            return NotImplemented
+        return (self.index, self.data, self.lines, self.problems) == \
+            (other.index, other.data, other.lines, other.problems)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return (f"Document(index={self.index!r}, data={self.data!r}, lines={self.lines!r}, "
+                f"problems={self.problems!r})")
 
 
 def read_manifest(source, name_hint: str | None = None) -> tuple[str | None, list[Document]]:

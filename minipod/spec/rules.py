@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 
 from . import names
@@ -51,14 +52,14 @@ def annotations_size(annotations: dict, path, out) -> None:
 
 # -- env and the downward API --------------------------------------------------------
 
-_LABEL_OR_ANNOTATION = re.compile(r"metadata\.(labels|annotations)\['(.*)'\]")
+_LABEL_OR_ANNOTATION = r"metadata\.(labels|annotations)\['(.*)'\]"  # compiled on first use
 
 
 def field_path(allowed: tuple):
     def check(value):
         if value in allowed:
             return None
-        match = _LABEL_OR_ANNOTATION.fullmatch(value)
+        match = re.fullmatch(_LABEL_OR_ANNOTATION, value)
         if match:
             problem = names.qualified_name_error(match.group(2))
             return f"invalid key in fieldPath: {problem}" if problem else None
@@ -79,9 +80,14 @@ def resource_field(value):
             "limits.hugepages-<size> or requests.hugepages-<size>" + names.suggestion(value, _RESOURCE_FIELDS))
 
 
-_CPU_DIVISORS = {parse_quantity("1"), parse_quantity("1m")}
-_BYTE_DIVISORS = {parse_quantity(f"1{s}") for s in ("", "k", "M", "G", "T", "P", "E",
-                                                   "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")}
+_CPU_DIVISORS = ("1", "1m")
+_BYTE_DIVISORS = tuple(f"1{s}" for s in ("", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))
+
+
+@functools.cache
+def _divisor_values(divisors: tuple[str, ...]) -> frozenset:
+    # Parsed when first needed, not at import: parsing loads ``fractions``.
+    return frozenset(parse_quantity(d) for d in divisors)
 
 
 def divisor_matches_resource(ref: dict, path, out) -> None:
@@ -92,9 +98,9 @@ def divisor_matches_resource(ref: dict, path, out) -> None:
     if value is None:
         return
     if resource.endswith(".cpu"):
-        if value not in _CPU_DIVISORS:
+        if value not in _divisor_values(_CPU_DIVISORS):
             out.error(path + ("divisor",), f"must be 1m or 1 for {resource}, got {format_quantity(divisor)}")
-    elif value not in _BYTE_DIVISORS:
+    elif value not in _divisor_values(_BYTE_DIVISORS):
         out.error(path + ("divisor",), f"must be one of 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, "
                                        f"1Ei for {resource}, got {format_quantity(divisor)}")
 
