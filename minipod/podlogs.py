@@ -37,9 +37,13 @@ def container_log_lines(runtime, ref: str, container: str | None, *, follow: boo
     name = record["name"]
     restart = record.get("restartCount", 0)
     if previous:
-        if restart == 0:
+        # Waiting to restart, the run that just ended is the previous one
+        # (its file is still the current number); otherwise the one before.
+        waiting = "waiting" in (record.get("state") or {}) and record.get("lastState")
+        if not waiting and restart == 0:
             raise StateError(f'previous terminated container "{name}" not found')
-        yield from read_log(_log_file(state, name, restart - 1), timestamps=timestamps, tail=tail)
+        number = restart if waiting else restart - 1
+        yield from read_log(_log_file(state, name, number), timestamps=timestamps, tail=tail)
         return
     path = _log_file(state, name, restart)
     if not follow:

@@ -90,7 +90,7 @@ def _container_status(c: dict) -> dict:
         "lastState": c.get("lastState") or {},
     }
     if c.get("containerID"):
-        out["containerID"] = c["containerID"]
+        out["containerID"] = f"minipod://{c['containerID']}"
     return out
 
 

@@ -75,6 +75,11 @@ class Runtime:
         manifest = source if hasattr(source, "pods") else self.validate(source)
         require_root("minipod run")
         images = [self._resolve_images(pod) for pod in manifest.pods]
+        if not replace:  # all or nothing: no pod starts when one name is taken
+            for pod in manifest.pods:
+                meta = pod["metadata"]
+                if self.table.dir_for(meta["namespace"], meta["name"]).exists():
+                    self.table.claim(meta["namespace"], meta["name"])  # raises the usual error
         reports = []
         for pod, pod_images in zip(manifest.pods, images):
             reports.append(self._start_pod(pod, pod_images, manifest, replace))
@@ -261,6 +266,9 @@ class Runtime:
         require_root("minipod image rm")
         store = self.image_store()
         image = store.resolve(ref)
+        by_name = ref not in (image.id, image.id.split(":")[-1]) and not image.id.split(":")[-1].startswith(ref)
+        if by_name and any(other.id == image.id and other.ref != image.ref for other in store.images()):
+            return store.remove(ref)  # another name keeps the layers: this only untags
         users = []
         for pod_dir in self.table.all():
             try:

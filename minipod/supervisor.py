@@ -202,6 +202,8 @@ class Supervisor:
         from . import _sys
 
         run.next_start = None
+        if run.attempted:  # counted when it happens, as kubelet counts restarts
+            run.restarts += 1
         run.attempted = True
         run.start_error = None
         self.dirty = True
@@ -234,7 +236,8 @@ class Supervisor:
                 launch=run.launch, pause_ns_fds=self.pause_fds, new_pid_ns=not self.shape.pid
                 and not self.pod["spec"].get("hostPID"), cgroup_procs=run.cgroup_procs,
                 rootfs=rootfs, lower_dirs=run.image.layer_dirs, upper=upper, work=work,
-                shm_source=self.shm_dir, stdio=(devnull, out_w, err_w))
+                shm_source="/dev/shm" if self.pod["spec"].get("hostIPC") else self.shm_dir,
+                stdio=(devnull, out_w, err_w))
             log.debug("container %s plan:\n%s", run.name, "\n".join(plan.describe()))
             run.pid = _sys.spawn(plan)
         except (MinipodError, OSError) as exc:
@@ -345,7 +348,6 @@ class Supervisor:
         run.last_state = run.state
         delay = backoff_delay(run.backoff_restarts)
         run.backoff_restarts += 1
-        run.restarts += 1
         run.next_start = time.time() + delay
         if delay:
             run.state = {"waiting": {"reason": "CrashLoopBackOff", "message":
