@@ -97,13 +97,15 @@ def validate(ctx, file):
 @click.argument("file")
 @click.option("-d", "--detach", is_flag=True, help="Return once every container has started.")
 @click.option("--replace", is_flag=True, help="Remove a pod of the same name first.")
+@click.option("-p", "--publish", multiple=True, metavar="[IP:]HOST:CONTAINER[/PROTO]",
+              help="Publish a container port on the host (first pod of the file).")
 @click.pass_context
-def run(ctx, file, detach, replace):
+def run(ctx, file, detach, replace, publish):
     """Create and start every Pod in FILE ('-' for standard input)."""
     rt = _runtime(ctx)
     manifest = rt.validate(_read_source(file))
     _print_warnings(manifest)
-    reports = rt.start(manifest, replace=replace)
+    reports = rt.start(manifest, replace=replace, publish=list(publish))
     if ctx.obj["debug"]:
         _show_supervisor_logs(rt, reports)
     failed = False
@@ -259,6 +261,10 @@ def exec_(ctx, pod, container, interactive, tty, command):
     require_root("minipod exec")
     rt = _runtime(ctx)
     state = rt.table.find(pod).read()
+    if tty and interactive and not os.isatty(0):
+        # As kubectl does: a terminal in the middle would echo piped input back.
+        click.echo("Unable to use a TTY - input is not a terminal", err=True)
+        tty = False
     if tty:
         code = podexec.run_tty(state, container, list(command), interactive)
     else:
