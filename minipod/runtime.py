@@ -30,6 +30,40 @@ def _creation_timestamp() -> str:
     return now_rfc3339()
 
 
+def add_published_port(pod: dict, spec: str) -> None:
+    """Publish a container port on the host: the container that declares the
+    port gets its hostPort; an undeclared port is added to the first
+    container."""
+    from .errors import SpecError
+
+    text, _, protocol = spec.partition("/")
+    parts = text.split(":")
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        host_ip = parts[0] if len(parts) == 3 else None
+        host_port, container_port = int(parts[-2]), int(parts[-1])
+        if not (0 < host_port < 65536 and 0 < container_port < 65536):
+            raise ValueError
+    except ValueError:
+        raise SpecError(f"--publish {spec}: expected [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp]") from None
+    protocol = (protocol or "tcp").upper()
+    if protocol not in ("TCP", "UDP"):
+        raise SpecError(f"--publish {spec}: protocol must be tcp or udp")
+    containers = pod["spec"]["containers"]
+    target = None
+    for c in containers:
+        for port in c.get("ports") or []:
+            if port["containerPort"] == container_port and port.get("protocol", "TCP") == protocol:
+                target = port
+    if target is None:
+        target = {"containerPort": container_port, "protocol": protocol}
+        containers[0].setdefault("ports", []).append(target)
+    target["hostPort"] = host_port
+    if host_ip:
+        target["hostIP"] = host_ip
+
+
 class StartReport:
     """The outcome of ``run`` for one pod: its handle and any container that
     could not start (the pod exists; its status says why)."""
@@ -70,11 +104,17 @@ class Runtime:
         return found
 
     # ------------------------------------------------------------ run
-    def start(self, source, *, replace: bool = False) -> list[StartReport]:
-        """Create and start every Pod of a manifest; returns one report per pod."""
+    def start(self, source, *, replace: bool = False, publish: list[str] = ()) -> list[StartReport]:
+        """Create and start every Pod of a manifest; returns one report per pod.
+        ``publish`` ("[IP:]HOST:CONTAINER[/PROTO]", as podman's) adds hostPorts
+        to the manifest's first pod."""
         manifest = source if hasattr(source, "pods") else self.validate(source)
+        for spec in publish:
+            add_published_port(manifest.pods[0], spec)
         require_root("minipod run")
         images = [self._resolve_images(pod) for pod in manifest.pods]
+        for pod in manifest.pods:  # a taken hostPort is a clear error before anything exists
+            self._check_host_ports(pod)
         if not replace:  # all or nothing: no pod starts when one name is taken
             for pod in manifest.pods:
                 meta = pod["metadata"]
@@ -84,6 +124,16 @@ class Runtime:
         for pod, pod_images in zip(manifest.pods, images):
             reports.append(self._start_pod(pod, pod_images, manifest, replace))
         return reports
+
+    def _check_host_ports(self, pod: dict) -> None:
+        from .network import PodNetworkConfig, check_host_ports
+        from .supervisor import pod_ports
+
+        ports = pod_ports(pod)
+        if any(p.get("hostPort") for p in ports):
+            meta = pod["metadata"]
+            check_host_ports(PodNetworkConfig.from_config(self.config),
+                             f"{meta['namespace']}_{meta['name']}", ports)
 
     def run(self, source, *, replace: bool = False):
         """Start the pods of a manifest. Returns the Pod handle when the
@@ -115,6 +165,7 @@ class Runtime:
                 "dataDir": os.path.join(self.config.pods_data_dir, uid),
                 "logDir": os.path.join(self.config.logs_dir, f"{namespace}_{name}_{uid}"),
                 "cgroupId": f"pod-{uid}", "cgroupParent": self.config.cgroup_parent,
+                "bridge": self.config.bridge, "subnet": self.config.subnet,
                 "containers": [],
             })
             outcome = start_supervisor(self.config, pod_dir)
@@ -220,8 +271,7 @@ class Runtime:
             deadline = time.monotonic() + 5
             while pod_dir.supervisor_alive() and time.monotonic() < deadline:
                 time.sleep(0.001)  # it is gone ~2 ms after SIGKILL; a probe costs ~30 µs
-        release_host_resources(cgroup_parent=state.get("cgroupParent", self.config.cgroup_parent),
-                               cgroup_id=state.get("cgroupId"), data_dir=state.get("dataDir"))
+        release_host_resources(self.config, state)
         from .cgroups import remove_parent_if_empty
 
         remove_parent_if_empty(state.get("cgroupParent", self.config.cgroup_parent))

@@ -115,16 +115,32 @@ def resolv_conf(host_resolv: str, dns_policy: str, dns_config: dict | None,
     return "\n".join(out) + "\n"
 
 
+def read_host_resolv_conf() -> str:
+    """The host's resolvers. When /etc/resolv.conf only points at
+    systemd-resolved's stub (127.0.0.53), which a pod's network namespace
+    cannot reach, take resolved's list of real upstream servers, as
+    container runtimes do."""
+    def read(path: str) -> str:
+        try:
+            with open(path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    text = read("/etc/resolv.conf")
+    servers = [line.split()[1] for line in text.splitlines()
+               if line.startswith("nameserver") and len(line.split()) > 1]
+    if servers and all(s.startswith("127.") for s in servers):
+        return read("/run/systemd/resolve/resolv.conf") or text
+    return text
+
+
 def write_pod_files(data_dir: str, pod: dict, hostname: str, pod_ip: str | None,
                     shape: SandboxShape) -> dict[str, str]:
     """Write hosts, hostname and resolv.conf into the pod directory; return
     their paths by the container path they are mounted at."""
     spec = pod["spec"]
-    try:
-        with open("/etc/resolv.conf") as f:
-            host_resolv = f.read()
-    except OSError:
-        host_resolv = ""
+    host_resolv = read_host_resolv_conf()
     files = {
         "/etc/hosts": ("etc-hosts", hosts_file(hostname, pod_ip, spec.get("subdomain"),
                                                pod["metadata"]["namespace"], spec.get("hostAliases"))),

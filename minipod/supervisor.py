@@ -121,6 +121,7 @@ class Supervisor:
             "version": 1, "pod": self.pod, "uid": self.uid, "phase": "Pending",
             "supervisorPid": os.getpid(), "dataDir": self.data_dir, "logDir": self.log_dir,
             "cgroupId": self.cgroup_id, "cgroupParent": config.cgroup_parent,
+            "bridge": config.bridge, "subnet": config.subnet,
             "hostIP": None, "podIP": None, "initialized": not any(r.init for r in self.runs),
         }
         self.selector = selectors.DefaultSelector()
@@ -172,12 +173,21 @@ class Supervisor:
         self.shm_dir = os.path.join(self.data_dir, "shm")
         os.makedirs(self.shm_dir, 0o1777, exist_ok=True)
         _sys.mount("shm", self.shm_dir, "tmpfs", 2 | 4 | 8, "mode=1777,size=65536k")
+        self.start_pause()
+        self.connect_network()
+        # Volumes and pod files may name the pod's IP (downwardAPI, /etc/hosts).
         self.state["hostIP"] = _host_ip()
         self.volumes = prepare_volumes(self.pod, self.data_dir, self.config_maps, self.secrets,
                                        lambda path, opts: _sys.mount("tmpfs", path, "tmpfs", 2 | 4, opts),
                                        self.field_status())
         self.pod_files = sandbox.write_pod_files(self.data_dir, self.pod, self.hostname,
                                                  self.state.get("podIP"), self.shape)
+        self.state["startTime"] = podstatus.now_rfc3339()
+        self.save()
+
+    def start_pause(self) -> None:
+        from . import _sys
+
         # "_pause" cannot clash with a container: container names are DNS labels.
         pause = self.cgroup.child("_pause")
         pause.create()
@@ -191,8 +201,22 @@ class Supervisor:
         for ns in self.shape.owned():
             self.pause_fds[ns] = os.open(f"/proc/{self.pause_pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
         self.state["namespaces"] = {"pause": sandbox.namespace_inodes(self.pause_pid)}
-        self.state["startTime"] = podstatus.now_rfc3339()
-        self.save()
+
+    def connect_network(self) -> None:
+        """An address on the bridge for the pause's network namespace, and
+        its hostPorts. A hostNetwork pod uses the host's; its ports are only
+        checked."""
+        from .network import check_host_ports, setup_pod_network
+        from .teardown import pod_network_config
+
+        cfg = pod_network_config(self.config, self.state)
+        ports = pod_ports(self.pod)
+        if not self.shape.net:
+            check_host_ports(cfg, self.pod_dir.key, ports)
+            return
+        net = setup_pod_network(cfg, self.pod_dir.key, self.pause_fds["net"], ports)
+        self.state["network"] = net.to_record()
+        self.state["podIP"] = net.ip
 
     # ----------------------------------------------------------- containers
     def start(self, run: ContainerRun) -> None:
@@ -492,8 +516,7 @@ class Supervisor:
         for fd in self.pause_fds.values():
             os.close(fd)
         self.pause_fds = {}
-        release_host_resources(cgroup_parent=self.config.cgroup_parent, cgroup_id=self.cgroup_id,
-                               data_dir=self.data_dir)
+        release_host_resources(self.config, self.state)
         self.reap()
         self.pause_pid = None
 
@@ -523,6 +546,15 @@ class Supervisor:
             self.save()
             self.tell_caller({"ok": True})
         return 0
+
+
+def pod_ports(pod: dict) -> list[dict]:
+    """The container ports of every container that runs alongside the others
+    (app containers and native sidecars), where hostPorts are declared."""
+    spec = pod["spec"]
+    containers = list(spec["containers"])
+    containers += [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+    return [port for c in containers for port in c.get("ports") or []]
 
 
 def _remove_older_layers(cdir: str, current: int) -> None:

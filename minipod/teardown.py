@@ -104,16 +104,42 @@ def kill_supervisor(pid: int | None) -> None:
             pass
 
 
-def release_host_resources(*, cgroup_parent: str, cgroup_id: str | None, data_dir: str | None) -> None:
+def release_host_resources(config, state: dict) -> None:
     """Kill every process of the pod (they are all in its cgroup: pause,
     containers, exec'd commands), unmount what is mounted under its data
-    directory, and remove its cgroups."""
-    if cgroup_id:
+    directory, remove its cgroups, and disconnect it from the network.
+    ``config`` gives the paths; the names the pod was made with (cgroup
+    parent, bridge, subnet) come from its record, so a later command with
+    other flags still cleans up the right things."""
+    cgroup_parent = state.get("cgroupParent") or config.cgroup_parent
+    if state.get("cgroupId"):
         from .cgroups import open_pod_cgroup
 
-        cg = open_pod_cgroup(parent=cgroup_parent, pod_id=cgroup_id)
+        cg = open_pod_cgroup(parent=cgroup_parent, pod_id=state["cgroupId"])
         if cg.exists():
             cg.kill_all(signal.SIGKILL)
             cg.destroy()
-    if data_dir:
-        unmount_all_under(data_dir)
+    if state.get("dataDir"):
+        unmount_all_under(state["dataDir"])
+    release_network(config, state)
+
+
+def pod_network_config(config, state: dict):
+    from .network import PodNetworkConfig
+
+    return PodNetworkConfig(bridge=state.get("bridge") or config.bridge,
+                            subnet=state.get("subnet") or config.subnet,
+                            state_dir=os.path.join(config.run_dir, "net"))
+
+
+def release_network(config, state: dict) -> None:
+    """The pod's veth, address, hostPort claims and rules; the record may
+    lack what a dead supervisor never wrote: the names are derived."""
+    pod = state.get("pod")
+    if not pod:
+        return
+    from .network import teardown_pod_network
+
+    meta = pod["metadata"]
+    teardown_pod_network(pod_network_config(config, state), f"{meta['namespace']}_{meta['name']}",
+                         state.get("network"))

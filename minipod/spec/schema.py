@@ -199,8 +199,7 @@ POD_SECURITY_CONTEXT = Obj({
 
 CONTAINER_PORT = Obj({
     "name": Str(names.port_name_error),
-    "hostPort": Ignored(Int(in_range(0, 65535)), "not published yet: pods have no network address of "
-                        "their own until pod networking lands", harmless=(0,)),
+    "hostPort": Int(in_range(0, 65535)),
     "containerPort": Int(PORT),
     "protocol": Str(one_of("TCP", "UDP", "SCTP")),
     "hostIP": Str(names.ip_address_error),

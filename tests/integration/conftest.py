@@ -120,8 +120,22 @@ class Env:
                                  f"{proc.stdout}\n{proc.stderr}")
         return proc
 
+    def network_leaks(self) -> list[str]:
+        problems = []
+        if os.path.exists(f"/sys/class/net/{self.bridge}"):
+            problems.append(f"bridge left: {self.bridge}")
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+        if f"minipod_{self.bridge}" in tables:
+            problems.append(f"nftables table left: inet minipod_{self.bridge}")
+        net_dir = os.path.join(self.root, "run", "minipod", "net")
+        for current, _dirs, files in os.walk(net_dir):
+            problems += [f"network claim left: {os.path.join(current, f)}" for f in files
+                         if not f.endswith("lock")]
+        return problems
+
     def leaks(self) -> list[str]:
         problems = [f"mount left: {m}" for m in _mounts_under(self.root)]
+        problems += self.network_leaks()
         problems += [f"cgroup left: {c}" for c in _cgroup_dirs(self.cgroup_parent)]
         problems += [f"process left: {p}" for p in _processes_using(self.root)]
         return problems
