@@ -57,13 +57,16 @@ demo-image: setup
 	$(MINIPOD) image import $(DEMO_ROOTFS) $(DEMO_IMAGE)
 
 demo: demo-image
-	@echo "== run the kubia pod (examples/kubia.yaml)"
-	$(MINIPOD) run -d --replace examples/kubia.yaml
-	$(MINIPOD) ps
-	@echo "== ask it, from inside the pod's network namespace"
-	@ok=0; for i in 1 2 3 4 5 6 7 8 9 10; do \
-		if $(MINIPOD) exec kubia -- wget -q -O - http://localhost:8080/; then ok=1; break; fi; sleep 0.3; done; \
-	echo "== what the pod shares (namespace inodes)"; \
+	@echo "== run the kubia pod (examples/kubia.yaml), its port 8080 published on the host's 18080"
+	$(MINIPOD) run -d --replace --publish 18080:8080 examples/kubia.yaml
+	$(MINIPOD) ps -o wide
+	@ok=0; echo "== ask it from the host: http://127.0.0.1:18080/"; \
+	for i in 1 2 3 4 5 6 7 8 9 10; do \
+		if $(VPY) -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:18080/", timeout=2).read().decode(), end="")'; \
+		then ok=1; break; fi; sleep 0.3; done; \
+	echo "== ask it from inside the pod: wget http://localhost:8080/"; \
+	$(MINIPOD) exec kubia -- wget -q -O - http://localhost:8080/ || ok=0; \
+	echo "== what the pod shares (namespace inodes of pause and the container)"; \
 	$(MINIPOD) inspect kubia | $(VPY) -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["status"]["minipod"]["namespaces"], indent=1))'; \
 	echo "== clean up"; \
 	$(MINIPOD) rm -f kubia; \
