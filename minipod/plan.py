@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import os
 
+from .record import Record
+
 # Namespace flags (linux/sched.h); os.CLONE_* exist only from Python 3.12.
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -81,60 +83,10 @@ def mount_flag_names(flags: int) -> str:
     return ",".join(names) or "0"
 
 
-class Op:
-    """One step. ``optional`` steps that fail with ENOENT are skipped.
-
-    A step is an immutable record whose fields are the class's annotated
-    names, in order, with the class attribute as the default — written like
-    a frozen dataclass but built without ``dataclasses``: that module and the
-    code it generates per class cost ~15 ms at every ``minipod run``, for
-    records that need only ``__init__``, ``==`` and ``repr``.
+class Op(Record):
+    """One step: an immutable record (see ``minipod.record``). ``optional``
+    steps that fail with ENOENT are skipped.
     """
-
-    _fields: tuple[str, ...] = ()
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        # The parent's fields first (``cls._fields`` is still the parent's here).
-        own = [name for name in cls.__dict__.get("__annotations__", ()) if name not in cls._fields]
-        cls._fields = cls._fields + tuple(own)
-
-    def __init__(self, *args, **kwargs):
-        cls = type(self)
-        if len(args) > len(cls._fields):
-            raise TypeError(f"{cls.__name__}() takes {len(cls._fields)} arguments, got {len(args)}")
-        values = dict(zip(cls._fields, args))
-        for name, value in kwargs.items():
-            if name not in cls._fields or name in values:
-                raise TypeError(f"{cls.__name__}() got an unexpected or repeated argument {name!r}")
-            values[name] = value
-        for name in cls._fields:
-            if name not in values:
-                if not hasattr(cls, name):
-                    raise TypeError(f"{cls.__name__}() missing argument {name!r}")
-                values[name] = getattr(cls, name)
-        self.__dict__.update(values)
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is immutable: cannot set {name!r}")
-
-    def __delattr__(self, name):
-        raise AttributeError(f"{type(self).__name__} is immutable: cannot delete {name!r}")
-
-    def _values(self) -> tuple:
-        return tuple(self.__dict__[name] for name in self._fields)
-
-    def __eq__(self, other):
-        if type(other) is not type(self):
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __hash__(self):
-        return hash((type(self).__name__, self._values()))
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{name}={self.__dict__[name]!r}" for name in self._fields)
-        return f"{type(self).__name__}({args})"
 
     def describe(self) -> str:  # pragma: no cover - every subclass overrides
         raise NotImplementedError

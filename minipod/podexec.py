@@ -18,6 +18,7 @@ import sys
 
 from .container import exec_plan
 from .errors import KernelError, MinipodError, SpawnError, StateError
+from .record import Record
 
 # Linux pty ioctls Python's ``termios`` does not name (values for x86 and
 # arm; the "T" ioctl numbers differ only on alpha, mips, powerpc, sparc).
@@ -27,26 +28,12 @@ TIOCGPTPEER = 0x5441     # _IO('T', 0x41): open the peer of a master fd
 CHUNK = 65536
 
 
-class ExecResult:
-    """What a captured ``exec`` gave back. (Plain class: ``dataclasses``
-    would cost ``exec`` and ``logs`` milliseconds of start-up.)"""
+class ExecResult(Record):
+    """What a captured ``exec`` gave back."""
 
-    __slots__ = ("returncode", "stdout", "stderr")
-
-    def __init__(self, returncode: int, stdout: bytes = b"", stderr: bytes = b""):
-        self.returncode = returncode
-        self.stdout = stdout
-        self.stderr = stderr
-
-    def __eq__(self, other):
-        if not isinstance(other, ExecResult):
-            return NotImplemented
-        return (self.returncode, self.stdout, self.stderr) == (other.returncode, other.stdout, other.stderr)
-
-    __hash__ = None
-
-    def __repr__(self) -> str:
-        return f"ExecResult(returncode={self.returncode!r}, stdout={self.stdout!r}, stderr={self.stderr!r})"
+    returncode: int
+    stdout: bytes = b""
+    stderr: bytes = b""
 
     @property
     def text(self) -> str:

@@ -21,6 +21,7 @@ from .plan import (
     MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT,
     MS_STRICTATIME, MkDir, MkFile, MkNod, Mount, Op, PivotRoot, Symlink,
 )
+from .record import Record
 
 # Paths hidden from containers, as containerd's and Docker's defaults: they
 # leak host information or offer a way to attack the kernel.
@@ -45,31 +46,14 @@ DEV_SYMLINKS = (
 )
 
 
-class BindMount:
+class BindMount(Record):
     """A host path to appear at ``target`` (absolute, inside the container).
-    ``source`` may be ``/proc/self/fd/N`` for a path pinned by an open fd
-    (safe subPath). A plain value: no ``dataclasses`` on the start path."""
+    ``source`` may be a staging path holding a checked subPath."""
 
-    __slots__ = ("source", "target", "readonly", "is_dir")
-
-    def __init__(self, source: str, target: str, readonly: bool = False, is_dir: bool = True):
-        self.source = source
-        self.target = target
-        self.readonly = readonly
-        self.is_dir = is_dir
-
-    def _key(self) -> tuple:
-        return (self.source, self.target, self.readonly, self.is_dir)
-
-    def __eq__(self, other):
-        return self._key() == other._key() if isinstance(other, BindMount) else NotImplemented
-
-    def __hash__(self):
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return (f"BindMount(source={self.source!r}, target={self.target!r}, readonly={self.readonly!r}, "
-                f"is_dir={self.is_dir!r})")
+    source: str
+    target: str
+    readonly: bool = False
+    is_dir: bool = True
 
 
 def inside(rootfs: str, path: str) -> str:

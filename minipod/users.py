@@ -10,31 +10,16 @@ from __future__ import annotations
 import os
 
 from .errors import MinipodError
+from .record import Record
 
 
-class User:
-    """A uid, a primary gid, supplementary groups and a home directory: a
-    plain value (no ``dataclasses``: importing it costs every ``run``)."""
+class User(Record):
+    """A uid, a primary gid, supplementary groups and a home directory."""
 
-    __slots__ = ("uid", "gid", "groups", "home")
-
-    def __init__(self, uid: int = 0, gid: int = 0, groups: tuple[int, ...] = (), home: str = "/"):
-        self.uid = uid
-        self.gid = gid
-        self.groups = groups
-        self.home = home
-
-    def _key(self) -> tuple:
-        return (self.uid, self.gid, self.groups, self.home)
-
-    def __eq__(self, other):
-        return self._key() == other._key() if isinstance(other, User) else NotImplemented
-
-    def __hash__(self):
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return f"User(uid={self.uid!r}, gid={self.gid!r}, groups={self.groups!r}, home={self.home!r})"
+    uid: int = 0
+    gid: int = 0
+    groups: tuple = ()
+    home: str = "/"
 
 
 def _image_file(layer_dirs: list[str], path: str) -> list[list[str]]:
