@@ -8,11 +8,12 @@ root, cgroup and user as a running container, for one more process.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from .capabilities import container_caps
 from .envvars import DEFAULT_PATH, command_line, container_env
-from .errors import MinipodError
+from .errors import MinipodError, SpawnError
 from .plan import (
     CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWPID, NAMESPACE_FLAGS, ChDir, Clone, Dup2, Exec, Identity,
     MkDir, NoNewPrivs, Plan, SetCtty, SetNs, SetSid, WriteFile,
@@ -231,10 +232,13 @@ def exec_plan(*, record: dict, container_pid: int, argv: list[str], env: dict[st
     return plan
 
 
-def close_plan_fds(plan: Plan, keep: tuple[int, ...] = ()) -> None:
-    for fd in plan.keep_fds:
-        if fd not in keep and fd > 2:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+def exec_failure(argv0: str, exc: Exception) -> str | None:
+    """The message Docker and containerd give when ``execve`` fails, or None
+    when ``exc`` is not an exec failure."""
+    from .plan import Exec
+
+    if not isinstance(exc, SpawnError) or not isinstance(exc.op, Exec):
+        return None
+    if exc.errno == errno.ENOENT:
+        return f'exec: "{argv0}": executable file not found in $PATH'
+    return f'exec: "{argv0}": {os.strerror(exc.errno).lower()}'

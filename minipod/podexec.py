@@ -16,7 +16,7 @@ import selectors
 import signal
 import sys
 
-from .container import exec_plan
+from .container import exec_failure, exec_plan
 from .errors import KernelError, MinipodError, SpawnError, StateError
 from .record import Record
 
@@ -97,9 +97,9 @@ def _spawn(record: dict, argv: list[str], stdio: tuple[int, int, int], tty: bool
     try:
         return _sys.spawn(plan)
     except SpawnError as exc:
-        if exc.op.__class__.__name__ == "Exec":
-            reason = "executable file not found in $PATH" if exc.errno == 2 else os.strerror(exc.errno)
-            raise MinipodError(f'exec: "{argv[0]}": {reason}') from None
+        message = exec_failure(argv[0], exc)
+        if message:
+            raise MinipodError(message) from None
         raise
     finally:
         for fd in ns_fds:

@@ -11,7 +11,6 @@ handlers, so reaping children never races with spawning them.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -22,8 +21,8 @@ import uuid
 
 from . import podstatus, sandbox
 from .config import Config
-from .container import ImageInfo, Launch, container_plan, make_launch
-from .errors import MinipodError, SpawnError
+from .container import ImageInfo, Launch, container_plan, exec_failure, make_launch
+from .errors import MinipodError
 from .logs import LogWriter, log_path
 from .plan import MNT_DETACH, MS_BIND
 from .state import PodDir
@@ -295,11 +294,7 @@ class Supervisor:
         return [BindMount(src, target, False, False) for target, src in self.pod_files.items()]
 
     def record_start_failure(self, run: ContainerRun, exc: Exception) -> None:
-        message = str(exc)
-        if isinstance(exc, SpawnError) and exc.op.__class__.__name__ == "Exec" and exc.errno == errno.ENOENT:
-            message = f'exec: "{run.launch.argv[0]}": executable file not found in $PATH'
-        elif isinstance(exc, SpawnError) and exc.op.__class__.__name__ == "Exec":
-            message = f'exec: "{run.launch.argv[0]}": {os.strerror(exc.errno)}'
+        message = (run.launch and exec_failure(run.launch.argv[0], exc)) or str(exc)
         log.warning("container %s failed to start: %s", run.name, message)
         run.start_error = message
         now = podstatus.now_rfc3339()
