@@ -275,6 +275,26 @@ def exec_(ctx, pod, container, interactive, tty, command):
 
 
 @main.command()
+@click.argument("pod", required=False)
+@click.option("-o", "--output", type=click.Choice(["json"]), default=None)
+@click.pass_context
+def stats(ctx, pod, output):
+    """CPU and memory use of each running container, like `kubectl top pod`."""
+    from . import stats as usage
+    from .runtime import require_root
+
+    require_root("minipod stats")
+    found = usage.pod_stats(usage.running_pod_states(_runtime(ctx), pod))
+    if output == "json":
+        click.echo(json.dumps(found, indent=2))
+        return
+    rows = usage.table(found)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("   ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+
+
+@main.command()
 @click.argument("pods", nargs=-1, required=True)
 @click.option("-t", "--timeout", type=float, default=None, help="Seconds to wait (default: grace period + 10).")
 @click.pass_context
@@ -320,6 +340,31 @@ def image_import(ctx, src, name):
     """Make an image from a root filesystem directory or tar."""
     img = _runtime(ctx).import_image(src, name)
     click.echo(f"{img.ref} {img.id}")
+
+
+@image.command(name="pull")
+@click.argument("ref")
+@click.option("--creds", metavar="USER:PASSWORD", help="Credentials for the registry.")
+@click.option("--insecure", is_flag=True, help="Allow plain HTTP to a registry that is not on loopback.")
+@click.pass_context
+def image_pull(ctx, ref, creds, insecure):
+    """Pull an image from an OCI/Docker registry."""
+    from .images.pull import Progress
+    from .images.registry import parse_creds
+
+    img = _runtime(ctx).pull_image(ref, creds=parse_creds(creds) if creds else None,
+                                   insecure=insecure, progress=Progress())
+    click.echo(f"{img.ref} {img.id}")
+
+
+@image.command(name="load")
+@click.argument("file")
+@click.option("--name", "ref", default=None, help="Tag for an archive that names no image.")
+@click.pass_context
+def image_load(ctx, file, ref):
+    """Load a docker-save archive or an OCI image layout (directory or tar)."""
+    for img in _runtime(ctx).load_image(file, ref):
+        click.echo(f"{img.ref} {img.id}")
 
 
 @image.command(name="ls")

@@ -13,8 +13,13 @@ import os
 DEFAULT_BRIDGE = "minipod0"
 DEFAULT_SUBNET = "10.144.0.0/24"
 DEFAULT_CGROUP_PARENT = "minipod"
+# Processes (threads count) one pod may have, pause and exec'd commands
+# included: a fork bomb in one pod must not take the host's pid space.
+# kubelet's podPidsLimit is off by default; a single host without a
+# scheduler in front of it needs one.
+DEFAULT_POD_PIDS_LIMIT = 4096
 
-_FIELDS = ("root", "bridge", "subnet", "cgroup_parent", "debug")
+_FIELDS = ("root", "bridge", "subnet", "cgroup_parent", "debug", "pod_pids_limit")
 
 
 class Config:
@@ -26,10 +31,12 @@ class Config:
     __slots__ = _FIELDS + ("extra",)
 
     def __init__(self, root: str | None = None, bridge: str = DEFAULT_BRIDGE, subnet: str = DEFAULT_SUBNET,
-                 cgroup_parent: str = DEFAULT_CGROUP_PARENT, debug: bool = False, extra: dict | None = None):
+                 cgroup_parent: str = DEFAULT_CGROUP_PARENT, debug: bool = False, extra: dict | None = None,
+                 pod_pids_limit: int = DEFAULT_POD_PIDS_LIMIT):
+        # pod_pids_limit 0 (or less) means no limit.
         for name, value in (("root", root), ("bridge", bridge), ("subnet", subnet),
                             ("cgroup_parent", cgroup_parent), ("debug", debug),
-                            ("extra", {} if extra is None else extra)):
+                            ("extra", {} if extra is None else extra), ("pod_pids_limit", pod_pids_limit)):
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name, value):
@@ -56,6 +63,7 @@ class Config:
             "bridge": env.get("MINIPOD_BRIDGE") or DEFAULT_BRIDGE,
             "subnet": env.get("MINIPOD_SUBNET") or DEFAULT_SUBNET,
             "cgroup_parent": env.get("MINIPOD_CGROUP_PARENT") or DEFAULT_CGROUP_PARENT,
+            "pod_pids_limit": parse_pids_limit(env.get("MINIPOD_POD_PIDS_LIMIT"), "MINIPOD_POD_PIDS_LIMIT"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values["root"]:
@@ -99,8 +107,26 @@ class Config:
             "subnet": self.subnet,
             "cgroup_parent": self.cgroup_parent,
             "debug": self.debug,
+            "pod_pids_limit": self.pod_pids_limit,
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":
-        return cls(**{k: data[k] for k in ("root", "bridge", "subnet", "cgroup_parent", "debug") if k in data})
+        return cls(**{k: data[k] for k in _FIELDS if k in data})
+
+
+def parse_pids_limit(text: str | None, where: str) -> int:
+    """A pod pids limit as given in the environment: a positive number,
+    ``0``, ``-1`` or ``max`` for none; unset or empty for the default."""
+    if text is None or not text.strip():
+        return DEFAULT_POD_PIDS_LIMIT
+    text = text.strip()
+    if text == "max":
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        from .errors import MinipodError
+
+        raise MinipodError(f'{where}: "{text}" is not a number of processes (or "max" for no limit)') from None
+    return max(value, 0)

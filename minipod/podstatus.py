@@ -123,6 +123,8 @@ def pod_object(state: dict, supervisor_alive: bool) -> dict:
             "cgroup": state.get("cgroupPath"),
             "rootDir": state.get("dataDir"),
             "logDir": state.get("logDir"),
+            # What the host could not enforce (a missing cgroup controller…).
+            "warnings": state.get("warnings", []),
         },
     }
     if reason:

@@ -73,6 +73,7 @@ class ContainerRun:
         self.writer: LogWriter | None = None
         self.launch: Launch | None = None
         self.cgroup_procs: list[str] = []
+        self.oom_kills_at_start = 0  # the cgroup outlives a restart; so does its OOM counter
         self.log_path = ""
 
     @property
@@ -116,8 +117,10 @@ class Supervisor:
             self.runs.append(ContainerRun(c, f"spec.initContainers[{i}]", images[c["name"]], True))
         for i, c in enumerate(pspec["containers"]):
             self.runs.append(ContainerRun(c, f"spec.containers[{i}]", images[c["name"]], False))
+        from .cgroups.limits import qos_class
+
         self.state: dict = {
-            "version": 1, "pod": self.pod, "uid": self.uid, "phase": "Pending",
+            "version": 1, "pod": self.pod, "uid": self.uid, "phase": "Pending", "qosClass": qos_class(pspec),
             "supervisorPid": os.getpid(), "dataDir": self.data_dir, "logDir": self.log_dir,
             "cgroupId": self.cgroup_id, "cgroupParent": config.cgroup_parent,
             "bridge": config.bridge, "subnet": config.subnet,
@@ -169,6 +172,11 @@ class Supervisor:
         self.state["cgroupPath"] = self.cgroup.path
         self.save()  # the record names the cgroup before it exists: rm can always find it
         self.cgroup.create()
+        # Before the pause joins: nothing in the pod ever runs unlimited.
+        from .cgroups.limits import pod_limits
+
+        self.note_warnings(self.cgroup.apply(pod_limits(self.pod["spec"], self.cgroup.kind,
+                                                        self.config.pod_pids_limit)))
         self.shm_dir = os.path.join(self.data_dir, "shm")
         os.makedirs(self.shm_dir, 0o1777, exist_ok=True)
         _sys.mount("shm", self.shm_dir, "tmpfs", 2 | 4 | 8, "mode=1777,size=65536k")
@@ -254,6 +262,12 @@ class Supervisor:
             run.launch.binds = self.pod_file_binds() + binds
             cg = self.cgroup.child(run.name)
             cg.create()
+            from .cgroups.limits import container_limits
+
+            self.note_warnings(cg.apply(container_limits(run.spec.get("resources"), cg.kind)))
+            run.oom_kills_at_start = cg.oom_kills()
+            from .devices import restrict_devices  # block devices and the like: see devices.py
+            self.note_warnings(restrict_devices(cg, run.launch.privileged))
             run.cgroup_procs = cg.procs_files()
             plan = container_plan(
                 launch=run.launch, pause_ns_fds=self.pause_fds, new_pid_ns=not self.shape.pid
@@ -282,6 +296,14 @@ class Supervisor:
         run.state = {"running": {"startedAt": podstatus.now_rfc3339()}}
         self.state.setdefault("namespaces", {})[run.name] = sandbox.namespace_inodes(run.pid)
         log.info("started container %s as pid %d", run.name, run.pid)
+
+    def note_warnings(self, warnings: list[str]) -> None:
+        """Keep what could not be enforced (a controller the host lacks) in
+        the pod's record, once each."""
+        if warnings:
+            known = self.state.setdefault("warnings", [])
+            known.extend(w for w in warnings if w not in known)
+            self.dirty = True
 
     def field_status(self) -> dict:
         """What ``fieldRef``s may read beyond the manifest."""
@@ -332,7 +354,7 @@ class Supervisor:
             code, term = os.WEXITSTATUS(status), {}
         oom = False
         try:
-            oom = self.cgroup.child(run.name).oom_killed()
+            oom = self.cgroup.child(run.name).oom_killed(since=run.oom_kills_at_start)
         except Exception:  # a missing counter must not hide the exit itself
             pass
         term.update({

@@ -104,6 +104,37 @@ def read_key_values(path: str) -> dict[str, int]:
     return values
 
 
+def read_int(path: str) -> int | None:
+    """A one-number cgroup file (``memory.current``, ``pids.max``…); None
+    when it is absent or says ``max``."""
+    text = (read_text(path) or "").strip()
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+# What ``Cgroup.stats()`` returns; a value is None where the host does not count it.
+STAT_KEYS = (
+    "cpu_usage_ns",           # CPU time used since the cgroup was made
+    "cpu_periods",            # CFS periods with a quota in force
+    "cpu_throttled_periods",  # ... of which the quota ran out
+    "cpu_throttled_ns",       # time spent throttled
+    "memory_usage_bytes",     # everything charged, page cache included
+    "memory_working_set_bytes",  # usage - inactive file cache: what kubelet reports and evicts on
+    "memory_limit_bytes",     # None when unlimited
+    "pids",                   # tasks in the cgroup (threads count)
+)
+
+
+def working_set(usage: int | None, inactive_file: int | None) -> int | None:
+    """kubelet's (cAdvisor's) working set: usage minus the inactive file
+    cache, which the kernel can drop at once; never below 0."""
+    if usage is None:
+        return None
+    return max(usage - (inactive_file or 0), 0)
+
+
 def make_dir(path: str) -> bool:
     """Create one cgroup directory; False if it already existed."""
     try:
@@ -203,6 +234,20 @@ class Cgroup(ABC):
     def _with_path(self, relpath: str, *, delegate: bool) -> "Cgroup":
         """The same kind of cgroup at another path."""
 
+    @abstractmethod
+    def controller_dir(self, controller: str) -> str | None:
+        """This cgroup's directory in the hierarchy of ``controller``; None
+        when the host has no such hierarchy."""
+
+    @abstractmethod
+    def missing_controller(self, controller: str) -> str:
+        """Why ``controller``'s files are not there, for a warning."""
+
+    @abstractmethod
+    def stats(self) -> dict:
+        """What this cgroup uses now (see ``STAT_KEYS``); None for what the
+        host does not count."""
+
     def _kill_file(self) -> str | None:
         """A file that SIGKILLs the whole subtree when "1" is written to it."""
         return None
@@ -259,9 +304,49 @@ class Cgroup(ABC):
             found.update(read_pids(os.path.join(dirpath, "cgroup.procs")))
         return sorted(found)
 
-    def oom_killed(self) -> bool:
-        """True when the kernel OOM-killed a process of this cgroup."""
-        return self.memory_events().get("oom_kill", 0) > 0
+    def oom_kills(self) -> int:
+        """How many processes of this cgroup the kernel OOM-killed so far."""
+        return self.memory_events().get("oom_kill", 0)
+
+    def oom_killed(self, since: int = 0) -> bool:
+        """True when the kernel OOM-killed a process of this cgroup (after
+        ``since`` kills: a restarted container reuses its cgroup, and the
+        counter never goes down)."""
+        return self.oom_kills() > since
+
+    def apply(self, writes) -> list[str]:
+        """Write resource limits — ``(controller, file, value)`` triples such
+        as ``limits.container_limits`` makes — in order, before any process
+        joins. A controller the host lacks or did not delegate here does not
+        fail the pod: its writes are skipped and reported in ONE warning,
+        logged and returned (empty list when everything was written)."""
+        from .limits import OPTIONAL_FILES
+
+        skipped: dict[str, list[str]] = {}
+        for controller, name, value in writes:
+            directory = self.controller_dir(controller)
+            if directory is None:
+                skipped.setdefault(controller, []).append(f"{name}={value}")
+                continue
+            target = os.path.join(directory, name)
+            try:
+                fs.write(target, value)
+            except FileNotFoundError:
+                if not os.path.isdir(directory):
+                    raise CgroupError(f"set {name}: cgroup {directory} does not exist") from None
+                if name not in OPTIONAL_FILES:
+                    skipped.setdefault(controller, []).append(f"{name}={value}")
+                continue
+            except OSError as exc:
+                raise cgroup_error(f"set {name} to {value} in", directory, exc) from None
+            log.debug("%s -> %s", value, target)
+        if not skipped:
+            return []
+        reasons = "; ".join(self.missing_controller(c) for c in skipped)
+        values = ", ".join(v for vs in skipped.values() for v in vs)
+        warning = f"cgroup {self.path}: not enforced: {values} ({reasons})"
+        log.warning("%s", warning)
+        return [warning]
 
     def kill_all(self, sig: int = signal.SIGKILL, timeout: float = 5.0) -> bool:
         """Signal every process of the subtree.

@@ -14,11 +14,11 @@ from typing import Iterator
 
 from ..errors import CgroupError
 from . import fs
-from .base import Cgroup, cgroup_error, log, make_dir, read_key_values, read_text
+from .base import Cgroup, cgroup_error, log, make_dir, read_int, read_key_values, read_text, working_set
 from .detect import Layout
 
 # The hierarchies minipod makes its tree in, in this order.
-CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "blkio", "cpuset")
+CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "blkio", "cpuset", "devices")
 # Where pids are counted: freezer first, as kill_all freezes that hierarchy.
 _PIDS_PREFERENCE = ("freezer", "pids", "memory", "cpu", "cpuacct", "blkio", "cpuset")
 # A new cpuset starts with no CPUs and no memory nodes, and no process can
@@ -27,6 +27,8 @@ _CPUSET_FILES = ("cpuset.cpus", "cpuset.mems")
 # Freezing normally takes microseconds; a task stuck in the kernel can keep
 # the state at FREEZING, in which case the kill goes ahead anyway.
 _FREEZE_WAIT = 1.0
+# A memory limit at or above this is the kernel's "unlimited".
+_UNLIMITED = 2**62
 
 
 def hierarchy_roots(layout: Layout) -> list[str]:
@@ -64,9 +66,37 @@ class V1Cgroup(Cgroup):
                 return self.layout.mounts[controller]
         return self._roots[0]
 
-    def _controller_dir(self, controller: str) -> str | None:
+    def controller_dir(self, controller: str) -> str | None:
         mountpoint = self.layout.mounts.get(controller)
-        return os.path.join(mountpoint, self.relpath) if mountpoint else None
+        # Only the hierarchies minipod makes its tree in hold this cgroup.
+        if not mountpoint or mountpoint not in self._roots:
+            return None
+        return os.path.join(mountpoint, self.relpath)
+
+    def missing_controller(self, controller: str) -> str:
+        return f"no cgroup v1 {controller} hierarchy is mounted"
+
+    def stats(self) -> dict:
+        def path(controller, name):
+            directory = self.controller_dir(controller)
+            return os.path.join(directory, name) if directory else ""
+
+        cpu = read_key_values(path("cpu", "cpu.stat"))
+        memory = read_key_values(path("memory", "memory.stat"))
+        usage = read_int(path("memory", "memory.usage_in_bytes"))
+        limit = read_int(path("memory", "memory.limit_in_bytes"))
+        throttled = cpu.get("throttled_time")
+        return {
+            "cpu_usage_ns": read_int(path("cpuacct", "cpuacct.usage")),
+            "cpu_periods": cpu.get("nr_periods"),
+            "cpu_throttled_periods": cpu.get("nr_throttled"),
+            "cpu_throttled_ns": throttled,
+            "memory_usage_bytes": usage,
+            "memory_working_set_bytes": working_set(usage, memory.get("total_inactive_file")),
+            # No limit reads back as the page counter's maximum, ~2^63.
+            "memory_limit_bytes": limit if limit is not None and limit < _UNLIMITED else None,
+            "pids": read_int(path("pids", "pids.current")),
+        }
 
     def create(self) -> None:
         cpuset_root = self.layout.mounts.get("cpuset")
@@ -81,12 +111,12 @@ class V1Cgroup(Cgroup):
                 parent = path
 
     def memory_events(self) -> dict[str, int]:
-        memory = self._controller_dir("memory")
+        memory = self.controller_dir("memory")
         return read_key_values(os.path.join(memory, "memory.oom_control")) if memory else {}
 
     @contextlib.contextmanager
     def _frozen(self, deadline: float) -> Iterator[None]:
-        freezer = self._controller_dir("freezer")
+        freezer = self.controller_dir("freezer")
         state = os.path.join(freezer, "freezer.state") if freezer else None
         if not state or not os.path.exists(state):
             yield

@@ -12,7 +12,7 @@ import os
 
 from ..errors import CgroupError
 from . import fs
-from .base import Cgroup, cgroup_error, log, make_dir, read_key_values, read_text
+from .base import Cgroup, cgroup_error, log, make_dir, read_int, read_key_values, read_text, working_set
 from .detect import Layout
 
 # Controllers a pod's children get, when the host offers them.
@@ -55,6 +55,37 @@ class V2Cgroup(Cgroup):
             make_dir(path)
             if i < len(parts) - 1 or self.delegate:
                 enable_controllers(path)
+
+    def controller_dir(self, controller: str) -> str | None:
+        # One tree: a controller's files appear once the parent enables it.
+        return os.path.join(self.root, self.relpath)
+
+    def missing_controller(self, controller: str) -> str:
+        offered = (read_text(os.path.join(self.root, "cgroup.controllers")) or "").split()
+        if controller not in offered:
+            return f"the host's cgroup2 tree offers no {controller} controller"
+        parent = "/" + self.relpath.rsplit("/", 1)[0] if "/" in self.relpath else "/"
+        return f"the {controller} controller is not delegated to {parent}'s children"
+
+    def stats(self) -> dict:
+        directory = os.path.join(self.root, self.relpath)
+        cpu = read_key_values(os.path.join(directory, "cpu.stat"))
+        memory = read_key_values(os.path.join(directory, "memory.stat"))
+        usage = read_int(os.path.join(directory, "memory.current"))
+
+        def ns(usec):
+            return usec * 1000 if usec is not None else None
+
+        return {
+            "cpu_usage_ns": ns(cpu.get("usage_usec")),
+            "cpu_periods": cpu.get("nr_periods"),
+            "cpu_throttled_periods": cpu.get("nr_throttled"),
+            "cpu_throttled_ns": ns(cpu.get("throttled_usec")),
+            "memory_usage_bytes": usage,
+            "memory_working_set_bytes": working_set(usage, memory.get("inactive_file")),
+            "memory_limit_bytes": read_int(os.path.join(directory, "memory.max")),
+            "pids": read_int(os.path.join(directory, "pids.current")),
+        }
 
     def memory_events(self) -> dict[str, int]:
         return read_key_values(os.path.join(self.root, self.relpath, "memory.events"))

@@ -174,7 +174,7 @@ SECURITY_CONTEXT = Obj({
     "readOnlyRootFilesystem": Bool(),
     "allowPrivilegeEscalation": Bool(),
     "procMount": Ignored(Str(one_of("Default", "Unmasked")), NOT_YET, harmless=("Default",)),
-    "seccompProfile": Ignored(SECCOMP_PROFILE, NOT_YET),
+    "seccompProfile": SECCOMP_PROFILE,
     "appArmorProfile": APPARMOR_PROFILE,
 }, check=rules.privilege_escalation)
 
@@ -190,7 +190,7 @@ POD_SECURITY_CONTEXT = Obj({
     "fsGroup": Ignored(Int(UID), NOT_YET),
     "fsGroupChangePolicy": Ignored(Str(one_of("OnRootMismatch", "Always")), NOT_YET),
     "sysctls": Ignored(ListOf(SYSCTL), NOT_YET),
-    "seccompProfile": Ignored(SECCOMP_PROFILE, NOT_YET),
+    "seccompProfile": SECCOMP_PROFILE,
     "appArmorProfile": APPARMOR_PROFILE,
     "seLinuxChangePolicy": Str(one_of("MountOption", "Recursive")),
 }, check=rules.unique_sysctls)
@@ -226,7 +226,7 @@ CONTAINER_FIELDS = {
     "ports": ListOf(CONTAINER_PORT),
     "envFrom": ListOf(ENV_FROM),
     "env": ListOf(ENV_VAR),
-    "resources": Ignored(RESOURCES, "resource limits and requests are not enforced yet"),
+    "resources": RESOURCES,
     "resizePolicy": Ignored(ListOf(Obj({
         "resourceName": Str(non_empty),
         "restartPolicy": Str(one_of("NotRequired", "RestartContainer")),

@@ -138,7 +138,7 @@ def read(path):
         return f.read()
 
 
-V1_TREE_ROOTS = ("memory", "cpu", "cpuacct", "pids", "freezer", "blkio", "cpuset")
+V1_TREE_ROOTS = ("memory", "cpu", "cpuacct", "pids", "freezer", "blkio", "cpuset", "devices")
 
 
 # -- paths ---------------------------------------------------------------------
@@ -151,8 +151,8 @@ def test_paths_in_every_v1_hierarchy_minipod_uses(v1fs):
     assert app.path == "/minipod/default_web_1a2b3c4d/app"
     assert app.procs_files() == [os.path.join(v1fs.base, c, "minipod/default_web_1a2b3c4d/app/cgroup.procs")
                                  for c in V1_TREE_ROOTS]
-    # devices is mounted but minipod does not make its tree there
-    assert not any("/devices/" in d for d in pod.dirs())
+    # devices too: a container's device rules live there (minipod/devices.py)
+    assert any("/devices/" in d for d in pod.dirs())
 
 
 def test_comounted_v1_controllers_share_one_directory(tmp_path):

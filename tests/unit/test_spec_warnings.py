@@ -76,7 +76,6 @@ def test_container_level_warnings():
         "spec.containers[0].resources.limits[ephemeral-storage]: ignored: minipod does not limit a container's disk use",
         "spec.containers[0].resources.limits[example.com/gpu]: ignored: no device plugin provides extended "
         "resources on this host",
-        "spec.containers[0].resources: ignored: resource limits and requests are not enforced yet",
         "spec.containers[0].securityContext.seLinuxOptions: ignored: minipod does not apply SELinux labels",
         'spec.containers[0].env[1].name: "A" is also set by env[0]; the last one wins',
     ]
@@ -91,3 +90,14 @@ def test_status_from_kubectl_get_is_ignored_and_dropped():
 
 def test_no_warnings_for_a_plain_pod():
     assert warnings_for() == []
+
+
+def test_cpu_and_memory_resources_are_enforced_so_not_warned():
+    found = warnings_for(container={"resources": {"limits": {"cpu": "500m", "memory": "64Mi"},
+                                                  "requests": {"cpu": "250m", "memory": "32Mi"}}})
+    assert found == []
+
+
+def test_huge_pages_are_still_ignored_with_a_warning():
+    found = warnings_for(container={"resources": {"limits": {"hugepages-2Mi": "4Mi", "memory": "64Mi"}}})
+    assert found == ["spec.containers[0].resources.limits[hugepages-2Mi]: ignored: minipod does not reserve huge pages"]
