@@ -176,6 +176,11 @@ class _Encoder:
             self.fill_identity(rec, op)
         elif isinstance(op, p.NoNewPrivs):
             rec.kind = lib.MP_NONEWPRIVS
+        elif isinstance(op, p.Seccomp):
+            # Not self.string: the program holds NUL bytes; cffi copies them all.
+            program = self.ffi.new("char[]", bytes(op.program))
+            self.keep.append(program)
+            rec.kind, rec.a, rec.flags = lib.MP_SECCOMP, program, len(op.program) // 8
         elif isinstance(op, p.Exec):
             rec.kind, rec.b = lib.MP_EXEC, self.string(op.path)
             rec.argv, rec.envp = self.string_array(op.argv), self.string_array(op.envp)

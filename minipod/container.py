@@ -16,7 +16,7 @@ from .envvars import DEFAULT_PATH, command_line, container_env
 from .errors import MinipodError, SpawnError
 from .plan import (
     CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWPID, NAMESPACE_FLAGS, ChDir, Clone, Dup2, Exec, Identity,
-    MkDir, NoNewPrivs, Plan, SetCtty, SetNs, SetSid, WriteFile,
+    MkDir, NoNewPrivs, Plan, Seccomp, SetCtty, SetNs, SetSid, WriteFile,
 )
 from .rootfs import BindMount, container_rootfs_steps
 from .users import User, resolve_user
@@ -72,11 +72,11 @@ class Launch:
     it is started: the answer to "what would run, as whom?"."""
 
     _FIELDS = ("name", "argv", "env", "user", "caps", "workdir", "no_new_privs", "privileged",
-               "readonly_root", "tty", "binds")
+               "readonly_root", "tty", "binds", "seccomp")
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], user: User, caps: int, workdir: str,
                  no_new_privs: bool = False, privileged: bool = False, readonly_root: bool = False,
-                 tty: bool = False, binds: list[BindMount] | None = None):
+                 tty: bool = False, binds: list[BindMount] | None = None, seccomp: str = "Unconfined"):
         self.name = name
         self.argv = argv
         self.env = env
@@ -88,6 +88,7 @@ class Launch:
         self.readonly_root = readonly_root
         self.tty = tty
         self.binds: list[BindMount] = [] if binds is None else binds
+        self.seccomp = seccomp  # the seccompProfile type in effect
 
     def __eq__(self, other):
         if not isinstance(other, Launch):
@@ -110,7 +111,7 @@ class Launch:
         return {
             "argv": self.argv, "env": self.env, "uid": self.user.uid, "gid": self.user.gid,
             "groups": list(self.user.groups), "caps": self.caps, "workdir": self.workdir,
-            "noNewPrivs": self.no_new_privs,
+            "noNewPrivs": self.no_new_privs, "seccomp": self.seccomp, "privileged": self.privileged,
         }
 
 
@@ -139,6 +140,7 @@ def make_launch(pod: dict, container: dict, c_field: str, image, hostname: str,
     if not argv:
         raise MinipodError(f"{c_field}: no command specified (the image has no Entrypoint or Cmd)")
     privileged = bool(sc.get("privileged"))
+    seccomp = seccomp_profile_type(pod_sc, sc, c_field)
     no_new_privs = sc.get("allowPrivilegeEscalation") is False and not privileged
     return Launch(
         name=container["name"],
@@ -151,7 +153,39 @@ def make_launch(pod: dict, container: dict, c_field: str, image, hostname: str,
         privileged=privileged,
         readonly_root=bool(sc.get("readOnlyRootFilesystem")),
         tty=bool(container.get("tty")),
+        seccomp=seccomp,
     )
+
+
+def seccomp_profile_type(pod_sc: dict, sc: dict, c_field: str) -> str:
+    """The container's seccompProfile type, else the pod's, else Unconfined
+    (Kubernetes' default); refuses what minipod cannot apply."""
+    profile = sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}
+    kind = profile.get("type", "Unconfined")
+    if kind not in ("RuntimeDefault", "Unconfined"):
+        where = f"{c_field}.securityContext" if sc.get("seccompProfile") else "spec.securityContext"
+        raise MinipodError(f"{where}.seccompProfile: type {kind} is not supported by minipod yet "
+                           "(use RuntimeDefault or Unconfined)")
+    return kind
+
+
+def privilege_steps(identity: Identity, no_new_privs: bool, seccomp: str, privileged: bool) -> list:
+    """Identity, no_new_privs and the seccomp filter, in an order that works:
+    installing a filter needs no_new_privs or CAP_SYS_ADMIN, so without
+    no_new_privs it goes in while the child is still fully privileged root
+    (the filter allows the set*id/capset calls that follow), else last."""
+    steps: list = [identity]
+    if no_new_privs:
+        steps.append(NoNewPrivs())
+    if seccomp == "RuntimeDefault" and not privileged:
+        from .seccomp import runtime_default_filter
+
+        step = Seccomp(runtime_default_filter(identity.bounding), "RuntimeDefault")
+        if no_new_privs:
+            steps.append(step)
+        else:
+            steps.insert(0, step)
+    return steps
 
 
 def identity_step(user: User, caps: int) -> Identity:
@@ -200,9 +234,8 @@ def container_plan(
     ))
     plan.add(MkDir(launch.workdir), ChDir(launch.workdir))
     plan.add(*_stdio_steps(*stdio, launch.tty))
-    plan.add(identity_step(launch.user, launch.caps))
-    if launch.no_new_privs:
-        plan.add(NoNewPrivs())
+    plan.add(*privilege_steps(identity_step(launch.user, launch.caps), launch.no_new_privs, launch.seccomp,
+                              launch.privileged))
     plan.add(Exec(launch.argv[0], tuple(launch.argv), launch.envp(), launch.search_path()))
     return plan
 
@@ -224,9 +257,8 @@ def exec_plan(*, record: dict, container_pid: int, argv: list[str], env: dict[st
     plan.add(ChDir(record.get("workdir") or "/"))
     plan.add(*_stdio_steps(*stdio, tty))
     user = User(record.get("uid", 0), record.get("gid", 0), tuple(record.get("groups", ())))
-    plan.add(identity_step(user, record.get("caps", 0)))
-    if record.get("noNewPrivs"):
-        plan.add(NoNewPrivs())
+    plan.add(*privilege_steps(identity_step(user, record.get("caps", 0)), bool(record.get("noNewPrivs")),
+                              record.get("seccomp", "Unconfined"), bool(record.get("privileged"))))
     envp = tuple(f"{k}={v}" for k, v in env.items())
     plan.add(Exec(argv[0], tuple(argv), envp, env.get("PATH", DEFAULT_PATH)))
     return plan

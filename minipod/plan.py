@@ -293,6 +293,19 @@ class NoNewPrivs(Op):
         return "prctl(PR_SET_NO_NEW_PRIVS)"
 
 
+class Seccomp(Op):
+    """Install a seccomp filter: ``program`` is the bytes of a ``struct
+    sock_filter`` array (``minipod.seccomp``). Needs no_new_privs or
+    CAP_SYS_ADMIN, so it comes after ``NoNewPrivs`` or before ``Identity``
+    drops capabilities; every later step must be a syscall it allows."""
+
+    program: bytes
+    label: str = ""
+
+    def describe(self) -> str:
+        return f"seccomp filter {self.label or 'from the plan'} ({len(self.program) // 8} instructions)"
+
+
 class Exec(Op):
     """``execve``. A ``path`` without a slash is looked up in ``search_path``
     (a PATH string) inside the container's root, as ``execvp`` would; if no

@@ -27,6 +27,9 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
 #include "spawn.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -261,6 +264,21 @@ static int set_identity(const struct mp_op *op)
     return prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
 }
 
+/* The filter was assembled by Python (minipod/seccomp.py); the kernel
+ * copies it, so the buffer need only live until this call returns. */
+static int install_seccomp(const struct mp_op *op)
+{
+    if (op->flags == 0 || op->flags > BPF_MAXINSNS) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct sock_fprog prog = {
+        .len = (unsigned short)op->flags,
+        .filter = (struct sock_filter *)op->a,
+    };
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+}
+
 /* Mark every fd >= 3 close-on-exec; the report pipe already is. */
 static void cloexec_from_3(void)
 {
@@ -464,6 +482,8 @@ static int run_step(const struct mp_op *op)
         return set_identity(op);
     case MP_NONEWPRIVS:
         return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    case MP_SECCOMP:
+        return install_seccomp(op);
     default:
         errno = EINVAL;
         return -1;

@@ -35,7 +35,8 @@ enum mp_kind {
     MP_CHDIR,          /* b = path                                              */
     MP_IDENTITY,       /* uid, gid, groups/ngroups, caps[], last_cap            */
     MP_NONEWPRIVS,     /* -                                                     */
-    MP_EXEC            /* b = path, argv, envp, a = search path (PATH string)   */
+    MP_EXEC,           /* b = path, argv, envp, a = search path (PATH string)   */
+    MP_SECCOMP         /* a = struct sock_filter[], flags = instruction count  */
 };
 
 /* Indexes into mp_op.caps for MP_IDENTITY (bit masks of CAP_* numbers). */
