@@ -14,7 +14,7 @@ VPY := $(VENV)/bin/python
 MINIPOD := $(VENV)/bin/minipod
 DEMO_IMAGE := localhost/busybox:demo
 DEMO_ROOTFS := build/busybox-rootfs
-APT_PACKAGES := build-essential libc6-dev python3-dev python3-venv busybox-static iproute2 nftables file
+APT_PACKAGES := build-essential libc6-dev python3-dev python3-venv busybox-static iproute2 nftables file docker-registry skopeo apache2-utils
 
 .PHONY: all setup deps venv native demo-image demo test unit integration bench clean
 
@@ -83,6 +83,12 @@ integration: setup
 
 bench: setup
 	$(VPY) bench/run.py
+
+# Pod networking's speed: set-up per pod, run -d with and without a pod
+# network, pod-to-pod iperf3 against a plain veth pair (installs iperf3 when missing).
+.PHONY: bench-network
+bench-network: setup
+	$(VPY) bench/network.py
 
 clean:
 	rm -rf build $(VENV) *.egg-info minipod/_native*.so minipod/bin

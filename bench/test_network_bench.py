@@ -20,7 +20,7 @@ import sys
 import pytest
 
 import network
-from core import BENCH_DIR, REPO_DIR, BenchError, Metric, wait_until
+from core import BENCH_DIR, REPO_DIR, BenchError, wait_until
 from isolation import Isolation
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the benchmark makes namespaces, links and pods")

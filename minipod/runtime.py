@@ -98,10 +98,48 @@ class Runtime:
 
         store = ImageStore(self.config.images_dir)
         spec = pod["spec"]
-        found = {}
+        found, pulled = {}, {}
         for c in (spec.get("initContainers") or []) + spec["containers"]:
-            found[c["name"]] = ImageInfo.of(store.resolve(c["image"]))
+            image = pulled.get(c["image"])
+            if image is None:
+                image = pulled[c["image"]] = self._image_by_policy(store, c["image"],
+                                                                   c.get("imagePullPolicy"))
+            found[c["name"]] = ImageInfo.of(image)
         return found
+
+    def _image_by_policy(self, store, ref: str, policy: str | None):
+        """imagePullPolicy as Kubernetes means it: Never uses the store only,
+        IfNotPresent pulls when the store lacks the image, Always pulls (and
+        falls back to the stored copy, with a warning, when the registry
+        cannot be reached). Runs before anything exists on the host."""
+        from .errors import ImageError
+        from .images.pull import pull_image
+
+        if policy == "Never":
+            return store.resolve(ref)
+        local = None
+        if policy != "Always":
+            try:
+                return store.resolve(ref)
+            except ImageError as exc:
+                if "not found" not in str(exc):
+                    raise
+        else:
+            try:
+                local = store.resolve(ref)
+            except ImageError:
+                local = None
+        try:
+            return pull_image(store, ref)
+        except ImageError as exc:
+            if local is not None:
+                import logging
+
+                logging.getLogger("minipod.runtime").warning(
+                    'cannot pull image "%s" (%s); using the local copy', ref, exc)
+                return local
+            raise ImageError(f'image "{ref}" not found locally and cannot be pulled: {exc}',
+                             hint=getattr(exc, "hint", None)) from None
 
     # ------------------------------------------------------------ run
     def start(self, source, *, replace: bool = False, publish: list[str] = ()) -> list[StartReport]:
@@ -332,6 +370,21 @@ class Runtime:
             raise ImageError(f'image "{ref}" is used by pod {", ".join(users)}',
                              hint="remove those pods first")
         return store.remove(ref)
+
+    def pull_image(self, ref: str, *, creds: tuple[str, str] | None = None, insecure: bool = False,
+                   progress=None):
+        """Pull ``ref`` from its registry into the image store."""
+        from .images.pull import pull_image
+
+        require_root("minipod image pull")
+        return pull_image(self.image_store(), ref, creds=creds, insecure=insecure, progress=progress)
+
+    def load_image(self, path: str, ref: str | None = None) -> list:
+        """Load a docker-save archive or OCI layout/archive; returns the Images."""
+        from .images.load import load_images
+
+        require_root("minipod image load")
+        return load_images(self.image_store(), path, ref)
 
     def import_image(self, src: str, ref: str):
         from .images.importer import import_rootfs

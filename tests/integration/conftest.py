@@ -19,6 +19,10 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO_IMAGE = "localhost/busybox:demo"
 
+# Pulls would now reach a real registry for an image missing from the store:
+# tests may only talk to registries they run themselves on loopback.
+os.environ["MINIPOD_REGISTRY_LOOPBACK_ONLY"] = "1"
+
 NOT_ROOT = "integration tests need root (namespaces, mounts, cgroups): run 'sudo make test'"
 
 
