@@ -90,5 +90,11 @@ bench: setup
 bench-network: setup
 	$(VPY) bench/network.py
 
+# Cgroup speed: a container's cgroup set-up and a pod's cgroup teardown,
+# against the same kernel work done by hand.
+.PHONY: bench-cgroups
+bench-cgroups: setup
+	$(VPY) bench/cgroups.py
+
 clean:
 	rm -rf build $(VENV) *.egg-info minipod/_native*.so minipod/bin
