@@ -126,8 +126,13 @@ def make_launch(pod: dict, container: dict, c_field: str, image, hostname: str,
     def pick(key):
         return sc.get(key, pod_sc.get(key))
 
+    # kubelet adds fsGroup to every container's groups: it is what lets a
+    # non-root user write the volumes given to that group.
+    supplemental = list(pod_sc.get("supplementalGroups") or [])
+    if pod_sc.get("fsGroup") is not None:
+        supplemental.append(pod_sc["fsGroup"])
     user = resolve_user(image.layer_dirs, image_config.get("User"), pick("runAsUser"),
-                        pick("runAsGroup"), pod_sc.get("supplementalGroups"))
+                        pick("runAsGroup"), supplemental)
     if pick("runAsNonRoot") and user.uid == 0:
         raise MinipodError("container has runAsNonRoot and image will run as root "
                            f"(pod: {pod['metadata']['name']}, container: {container['name']})")

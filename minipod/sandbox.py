@@ -17,6 +17,7 @@ from .plan import (
     CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWUTS, Clone, Dup2, Exec, LinkUp, Plan,
     SetHostname, WriteFile,
 )
+from .spec.sysctls import proc_path
 
 SHARED_NAMESPACES = ("net", "ipc", "uts", "pid")
 
@@ -159,9 +160,14 @@ def write_pod_files(data_dir: str, pod: dict, hostname: str, pod_ip: str | None,
 
 
 def pause_plan(pause_binary: str, shape: SandboxShape, hostname: str,
-               cgroup_procs: list[str], devnull_fd: int) -> Plan:
+               cgroup_procs: list[str], devnull_fd: int, sysctls: list | None = None) -> Plan:
     """Start the pause process: join its cgroup, create the pod's namespaces,
-    name the host, bring loopback up, and exec the tiny native program."""
+    name the host, bring loopback up, set the pod's sysctls, and exec the
+    tiny native program.
+
+    The sysctls (``securityContext.sysctls``, validated as namespaced) are
+    written by the pause child after its clone: /proc/sys/net and the IPC
+    sysctls act on the namespaces of the writer, which are now the pod's."""
     plan = Plan(keep_fds=[devnull_fd])
     plan.add(*[WriteFile(path, "0") for path in cgroup_procs])
     plan.add(Clone(shape.clone_flags))
@@ -169,6 +175,8 @@ def pause_plan(pause_binary: str, shape: SandboxShape, hostname: str,
         plan.add(SetHostname(hostname))
     if shape.net:
         plan.add(LinkUp("lo"))
+    for sysctl in sysctls or []:
+        plan.add(WriteFile(proc_path(sysctl["name"]), str(sysctl["value"])))
     plan.add(Dup2(devnull_fd, 0), Dup2(devnull_fd, 1), Dup2(devnull_fd, 2))
     plan.add(Exec(pause_binary, ("minipod-pause",), ()))
     return plan

@@ -200,8 +200,9 @@ class Supervisor:
         pause.create()
         devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         try:
+            sysctls = (self.pod["spec"].get("securityContext") or {}).get("sysctls")
             plan = sandbox.pause_plan(_sys.pause_binary(), self.shape, self.hostname,
-                                      pause.procs_files(), devnull)
+                                      pause.procs_files(), devnull, sysctls)
             self.pause_pid = _sys.spawn(plan)
         finally:
             os.close(devnull)

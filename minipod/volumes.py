@@ -138,6 +138,7 @@ def prepare_volumes(pod: dict, data_dir: str, config_maps: dict, secrets: dict,
     native module); the returned VolumeSet records the mounts made so far
     even when a later volume fails, so the caller can undo them."""
     namespace = pod["metadata"]["namespace"]
+    pod_sc = pod["spec"].get("securityContext") or {}
     result = VolumeSet()
     for i, vol in enumerate(pod["spec"].get("volumes") or []):
         name, vol_field = vol["name"], f"spec.volumes[{i}]"
@@ -174,7 +175,48 @@ def prepare_volumes(pod: dict, data_dir: str, config_maps: dict, secrets: dict,
         else:
             kinds = sorted(k for k in vol if k != "name")
             raise SpecError(f"{vol_field}: volume source {', '.join(kinds)} is not supported by minipod")
+        if pod_sc.get("fsGroup") is not None and name in result.volumes and "hostPath" not in vol:
+            # kubelet leaves hostPath alone: it belongs to the host, not the pod.
+            apply_fs_group(result.volumes[name].host_path, pod_sc["fsGroup"], read_only="emptyDir" not in vol,
+                           policy=pod_sc.get("fsGroupChangePolicy") or "Always")
     return result
+
+
+# kubelet's masks (pkg/volume/volume_linux.go): group read-write, or read-only
+# for the projected kinds, and group search on every directory.
+RW_MASK, RO_MASK, EXEC_MASK = 0o660, 0o440, 0o110
+
+
+def fs_group_root_matches(root: str, gid: int, read_only: bool) -> bool:
+    """Whether ``fsGroupChangePolicy: OnRootMismatch`` may skip ``root``: it
+    already has the group, the group permissions and the setgid bit."""
+    st = os.lstat(root)
+    wanted = (RO_MASK if read_only else RW_MASK) | EXEC_MASK
+    return st.st_gid == gid and st.st_mode & wanted == wanted and bool(st.st_mode & stat.S_ISGID)
+
+
+def apply_fs_group(root: str, gid: int, read_only: bool = False, policy: str = "Always") -> None:
+    """Give the volume at ``root`` to group ``gid`` as kubelet does for
+    ``fsGroup``: every entry is chowned to the group and made group
+    readable (and writable unless ``read_only``); directories also get
+    group search and the setgid bit, so files created later inherit the
+    group. Symlinks are re-grouped but never followed."""
+    if policy == "OnRootMismatch" and fs_group_root_matches(root, gid, read_only):
+        return
+    mask = RO_MASK if read_only else RW_MASK
+    for dirpath, dirnames, filenames in os.walk(root):
+        for path in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
+            if path != dirpath and os.path.isdir(path) and not os.path.islink(path):
+                continue  # walked as its own dirpath next
+            try:
+                os.lchown(path, -1, gid)
+                st = os.lstat(path)
+                if stat.S_ISLNK(st.st_mode):
+                    continue
+                extra = mask | (stat.S_ISGID | EXEC_MASK if stat.S_ISDIR(st.st_mode) else 0)
+                os.chmod(path, stat.S_IMODE(st.st_mode) | extra)
+            except OSError as exc:
+                raise KernelError.from_oserror("apply fsGroup to", exc, path) from None
 
 
 def _object_entries(kind: str, src: dict, namespace: str, config_maps: dict, secrets: dict,

@@ -18,6 +18,11 @@ from . import names
 from .problems import Problems, format_path
 from .rules import as_dict, dicts
 
+# What an imagePullSecret must be; minipod.images.pullsecrets reads the same
+# (spec does not import images, so the names are repeated).
+PULL_SECRET_TYPE = "kubernetes.io/dockerconfigjson"
+PULL_SECRET_KEY = ".dockerconfigjson"
+
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 _SIDECAR_ONLY = ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe")
 _WILDCARD_IPS = ("", "0.0.0.0", "::")
@@ -46,6 +51,7 @@ def check_pod(pod: dict, out: Problems, config_maps: dict, secrets: dict) -> Non
     refs = _References(namespace, config_maps, secrets, out)
     refs.check_containers(spec)
     refs.check_volumes(spec)
+    refs.check_pull_secrets(spec)
     _resource_field_refs(spec, out)
     _dns(spec, out)
     _sleep_within_grace_period(spec, out)
@@ -145,6 +151,22 @@ def _host_ports(spec: dict, out: Problems) -> None:
 def _namespaces(spec: dict, out: Problems) -> None:
     if spec.get("shareProcessNamespace") is True and spec.get("hostPID") is True:
         out.error(("spec", "shareProcessNamespace"), "cannot be true together with hostPID")
+    _host_namespace_sysctls(spec, out)
+
+
+def _host_namespace_sysctls(spec: dict, out: Problems) -> None:
+    """A sysctl of a namespace the pod shares with the host would change the
+    host, so Kubernetes refuses it."""
+    from .sysctls import namespace_of
+
+    shared = {"net": spec.get("hostNetwork") is True, "ipc": spec.get("hostIPC") is True}
+    for i, sysctl in dicts(as_dict(spec.get("securityContext")).get("sysctls")):
+        name = sysctl.get("name")
+        kind = namespace_of(name) if isinstance(name, str) else None
+        if kind and shared[kind]:
+            host_field = "hostNetwork" if kind == "net" else "hostIPC"
+            out.error(("spec", "securityContext", "sysctls", i, "name"),
+                      f'sysctl "{name}" is not allowed with {host_field}: it would change the host')
 
 
 class _References:
@@ -203,6 +225,24 @@ class _References:
                 self._projection(source.get("configMap"), "ConfigMap", "name", where + ("configMap",))
                 self._projection(source.get("secret"), "Secret", "name", where + ("secret",))
 
+    def check_pull_secrets(self, spec: dict) -> None:
+        """imagePullSecrets name docker-config Secrets of the file (the
+        kubelet would only warn and pull without them; minipod has the whole
+        file, so a missing or wrong one is a mistake worth stopping for)."""
+        for i, ref in dicts(spec.get("imagePullSecrets")):
+            path = ("spec", "imagePullSecrets", i, "name")
+            obj = self.lookup("Secret", ref.get("name"), False, path)
+            if obj is None:
+                continue
+            if obj.get("type") != PULL_SECRET_TYPE:
+                self.out.error(path, f'Secret "{ref["name"]}" is of type "{obj.get("type")}": '
+                                     f"an image pull secret must be of type {PULL_SECRET_TYPE}")
+                continue
+            encoded = as_dict(obj.get("data")).get(PULL_SECRET_KEY)
+            if not isinstance(encoded, str) or not _is_docker_config(encoded):
+                self.out.error(path, f'Secret "{ref["name"]}": {PULL_SECRET_KEY} must be a '
+                                     'docker config.json with an "auths" map')
+
     def _projection(self, source, kind: str, name_field: str, path: tuple) -> None:
         if not isinstance(source, dict):
             return
@@ -210,6 +250,18 @@ class _References:
         obj = self.lookup(kind, source.get(name_field), optional, path + (name_field,))
         for j, item in dicts(source.get("items")):
             self.check_key(kind, obj, item.get("key"), optional, path + ("items", j, "key"))
+
+
+def _is_docker_config(encoded: str) -> bool:
+    """True when ``encoded`` is base64 of a JSON object with an auths map."""
+    import base64
+    import json
+
+    try:
+        document = json.loads(base64.b64decode(encoded, validate=True))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(document, dict) and isinstance(document.get("auths"), dict)
 
 
 def _container_names_set(spec: dict) -> list[str]:

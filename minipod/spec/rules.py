@@ -289,6 +289,14 @@ def localhost_profile(profile: dict, path, out) -> None:
         out.error(path + ("localhostProfile",), "may only be set when type is Localhost")
 
 
+def seccomp_profile(profile: dict, path, out) -> None:
+    """Refused before anything is created: minipod cannot compile a
+    Localhost (OCI JSON) profile yet, see minipod/seccomp.py."""
+    localhost_profile(profile, path, out)
+    if profile.get("type") == "Localhost" and profile.get("localhostProfile"):
+        out.error(path + ("type",), "Localhost is not supported by minipod yet (use RuntimeDefault or Unconfined)")
+
+
 def privilege_escalation(sc: dict, path, out) -> None:
     if sc.get("allowPrivilegeEscalation") is not False:
         return
@@ -308,6 +316,14 @@ def unique_sysctls(sc: dict, path, out) -> None:
             if name in seen:
                 out.error(path + ("sysctls", i, "name"), f'duplicate sysctl "{name}" (also sysctls[{seen[name]}])')
             seen[name] = i
+
+
+def default_proc_mount(value):
+    """procMount ``Unmasked`` means an unmasked /proc, which Kubernetes only
+    allows in a user namespace; minipod has none."""
+    if value == "Unmasked":
+        return "Unmasked is not supported by minipod: it needs user namespaces (hostUsers: false)"
+    return None
 
 
 def host_users(value):

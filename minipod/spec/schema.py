@@ -9,7 +9,7 @@ match, references to ConfigMaps) live in ``podchecks``.
 
 from __future__ import annotations
 
-from . import names, rules
+from . import names, rules, sysctls
 from .fields import (AnyValue, Bool, FreeForm, Ignored, Int, IntOrStr, ListOf, MapOf, Obj, Quantity,
                      Str, Unsupported, at_least, file_mode, in_range, non_empty, non_negative_quantity,
                      one_of)
@@ -150,7 +150,7 @@ LIFECYCLE = Obj({
 SECCOMP_PROFILE = Obj({
     "type": Str(one_of("RuntimeDefault", "Unconfined", "Localhost")),
     "localhostProfile": Str(names.relative_path_error),
-}, required=("type",), check=rules.localhost_profile)
+}, required=("type",), check=rules.seccomp_profile)
 APPARMOR_PROFILE = Ignored(Obj({
     "type": Str(one_of("RuntimeDefault", "Unconfined", "Localhost")),
     "localhostProfile": Str(),
@@ -173,12 +173,13 @@ SECURITY_CONTEXT = Obj({
     "runAsNonRoot": Bool(),
     "readOnlyRootFilesystem": Bool(),
     "allowPrivilegeEscalation": Bool(),
-    "procMount": Ignored(Str(one_of("Default", "Unmasked")), NOT_YET, harmless=("Default",)),
+    "procMount": Str(one_of("Default", "Unmasked"), rules.default_proc_mount),
     "seccompProfile": SECCOMP_PROFILE,
     "appArmorProfile": APPARMOR_PROFILE,
 }, check=rules.privilege_escalation)
 
-SYSCTL = Obj({"name": Str(names.sysctl_name_error), "value": Str()}, required=("name", "value"))
+SYSCTL = Obj({"name": Str(names.sysctl_name_error, sysctls.not_namespaced_error), "value": Str()},
+             required=("name", "value"))
 POD_SECURITY_CONTEXT = Obj({
     "seLinuxOptions": SELINUX_OPTIONS,
     "windowsOptions": WINDOWS_OPTIONS,
@@ -187,9 +188,9 @@ POD_SECURITY_CONTEXT = Obj({
     "runAsNonRoot": Bool(),
     "supplementalGroups": ListOf(Int(UID)),
     "supplementalGroupsPolicy": Ignored(Str(one_of("Merge", "Strict")), NOT_YET, harmless=("Merge",)),
-    "fsGroup": Ignored(Int(UID), NOT_YET),
-    "fsGroupChangePolicy": Ignored(Str(one_of("OnRootMismatch", "Always")), NOT_YET),
-    "sysctls": Ignored(ListOf(SYSCTL), NOT_YET),
+    "fsGroup": Int(UID),
+    "fsGroupChangePolicy": Str(one_of("OnRootMismatch", "Always")),
+    "sysctls": ListOf(SYSCTL),
     "seccompProfile": SECCOMP_PROFILE,
     "appArmorProfile": APPARMOR_PROFILE,
     "seLinuxChangePolicy": Str(one_of("MountOption", "Recursive")),
@@ -358,8 +359,7 @@ POD_SPEC = Obj({
     "hostIPC": Bool(),
     "shareProcessNamespace": Bool(),
     "securityContext": POD_SECURITY_CONTEXT,
-    "imagePullSecrets": Ignored(ListOf(Obj({"name": Str()})),
-                                "registry credentials from Secrets are not supported yet"),
+    "imagePullSecrets": ListOf(Obj({"name": Str(non_empty)}, required=("name",))),
     "hostname": Str(names.dns_label_error),
     "subdomain": Str(names.dns_label_error),
     "affinity": Ignored(FreeForm(), NO_SCHEDULER),

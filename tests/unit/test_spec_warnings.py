@@ -54,12 +54,12 @@ def test_ignored_fields_are_still_validated():
 def test_more_ignored_fields():
     found = warnings_for({
         "nodeName": "node-1", "runtimeClassName": "gvisor", "topologySpreadConstraints": [{"maxSkew": 1}],
-        "readinessGates": [{"conditionType": "example.com/ready"}], "imagePullSecrets": [{"name": "reg"}],
+        "readinessGates": [{"conditionType": "example.com/ready"}],
         "schedulingGates": [{"name": "wait"}], "overhead": {"cpu": "10m"}, "priority": 100,
     })
     assert [w.split(":")[0] for w in found] == [
         "spec.nodeName", "spec.runtimeClassName", "spec.topologySpreadConstraints", "spec.readinessGates",
-        "spec.imagePullSecrets", "spec.schedulingGates", "spec.overhead", "spec.priority",
+        "spec.schedulingGates", "spec.overhead", "spec.priority",
     ]
     assert all(": ignored: " in w for w in found)
 
