@@ -92,22 +92,27 @@ class Runtime:
 
         return load_manifest(source)
 
-    def _resolve_images(self, pod: dict) -> dict:
+    def _resolve_images(self, pod: dict, secrets: dict | None = None) -> dict:
+        """The image of every container, pulled as its policy says, with the
+        pod's imagePullSecrets (looked up in ``secrets``, the manifest's) as
+        credentials."""
         from .container import ImageInfo
         from .images import ImageStore
+        from .images.pullsecrets import pod_pull_secrets
 
         store = ImageStore(self.config.images_dir)
+        pull_secrets = pod_pull_secrets(pod, secrets or {})
         spec = pod["spec"]
         found, pulled = {}, {}
         for c in (spec.get("initContainers") or []) + spec["containers"]:
             image = pulled.get(c["image"])
             if image is None:
                 image = pulled[c["image"]] = self._image_by_policy(store, c["image"],
-                                                                   c.get("imagePullPolicy"))
+                                                                   c.get("imagePullPolicy"), pull_secrets)
             found[c["name"]] = ImageInfo.of(image)
         return found
 
-    def _image_by_policy(self, store, ref: str, policy: str | None):
+    def _image_by_policy(self, store, ref: str, policy: str | None, pull_secrets: list | None = None):
         """imagePullPolicy as Kubernetes means it: Never uses the store only,
         IfNotPresent pulls when the store lacks the image, Always pulls (and
         falls back to the stored copy, with a warning, when the registry
@@ -130,7 +135,7 @@ class Runtime:
             except ImageError:
                 local = None
         try:
-            return pull_image(store, ref)
+            return pull_image(store, ref, pull_secrets=pull_secrets)
         except ImageError as exc:
             if local is not None:
                 import logging
@@ -150,7 +155,7 @@ class Runtime:
         for spec in publish:
             add_published_port(manifest.pods[0], spec)
         require_root("minipod run")
-        images = [self._resolve_images(pod) for pod in manifest.pods]
+        images = [self._resolve_images(pod, manifest.secrets) for pod in manifest.pods]
         for pod in manifest.pods:  # a taken hostPort is a clear error before anything exists
             self._check_host_ports(pod)
         if not replace:  # all or nothing: no pod starts when one name is taken

@@ -176,11 +176,16 @@ def _mb(n: int) -> str:
 
 def pull_image(store, ref: str, *, creds: tuple[str, str] | None = None, insecure: bool = False,
                progress: Progress | None = None, docker_config: str | None = None,
-               parallel: int = MAX_PARALLEL_LAYERS):
+               parallel: int = MAX_PARALLEL_LAYERS, pull_secrets: list[dict] | None = None):
     """Pull ``ref`` into ``store`` and return the stored Image. ``creds``
-    (user, password) wins over ``~/.docker/config.json`` (or
-    ``docker_config``)."""
+    (user, password) wins over a pod's ``pull_secrets`` (its
+    imagePullSecrets, see pullsecrets.py), which win over
+    ``~/.docker/config.json`` (or ``docker_config``)."""
     reference = parse_reference(ref)
+    if creds is None and pull_secrets:
+        from minipod.images.pullsecrets import pull_credentials
+
+        creds = pull_credentials(pull_secrets, reference.domain)
     if creds is None:
         creds = docker_config_credentials(reference.domain, docker_config)
     client = RegistryClient(reference.domain, reference.path, creds=creds, insecure=insecure)

@@ -123,6 +123,13 @@ def docker_config_credentials(domain: str, path: str | None = None) -> tuple[str
             auths = json.load(f).get("auths") or {}
     except (OSError, ValueError, AttributeError):
         return None
+    return auths_credentials(auths, domain, path)
+
+
+def auths_credentials(auths, domain: str, where: str) -> tuple[str, str] | None:
+    """Credentials for ``domain`` from the ``auths`` map of a docker
+    config.json (``auth`` = base64 user:password, or username/password), or
+    None. ``where`` names the source in errors (a file, a Secret)."""
     if not isinstance(auths, dict):
         return None
     keys = DOCKER_HUB_AUTH_KEYS if domain == DOCKER_HUB_DOMAIN else (domain,)
@@ -133,7 +140,7 @@ def docker_config_credentials(domain: str, path: str | None = None) -> tuple[str
                 try:
                     decoded = base64.b64decode(entry["auth"]).decode()
                 except (ValueError, UnicodeDecodeError):
-                    raise ImageError(f"{path}: the auth entry for {key} is not base64 user:password") from None
+                    raise ImageError(f"{where}: the auth entry for {key} is not base64 user:password") from None
                 user, sep, password = decoded.partition(":")
                 if sep:
                     return user, password
