@@ -34,7 +34,7 @@ import traceback
 
 from core import REPO_DIR, BenchError, Metric, start_time
 from isolation import Isolation
-from report import floor_notes, table, write_json
+from report import print_and_save
 from run import host_facts, loadavg
 
 # The measured code is minipod's, from this checkout.
@@ -429,14 +429,7 @@ def main(argv=None, tag: str | None = None) -> int:
         "summary": summary(rows, metrics),
         "rows": list(rows.values()),
     }
-    print()
-    print(table(result["rows"]))
-    print(floor_notes(result["rows"]))
-    print("\n".join(summary_lines(result["summary"])))
-    print(f"\n  {result['seconds']} s, load {load_before[0]:.2f} -> {result['loadavg_after'][0]:.2f}, "
-          f"{'clean' if result['clean'] else 'NOT CLEAN'}")
-    print(f"  {write_json(result, os.path.join(args.out, 'cgroups-' + started.strftime('%Y%m%d-%H%M%S') + '.json'))}")
-    return 0 if result["clean"] else 1
+    return print_and_save(result, summary_lines(result["summary"]), "cgroups", args.out, started)
 
 
 if __name__ == "__main__":

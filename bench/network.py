@@ -46,7 +46,7 @@ from core import (
     REPO_DIR, BenchError, Metric, MinipodSide, pod_manifest, process_alive, run_timed, start_time, wait_until,
 )
 from isolation import Isolation
-from report import floor_notes, table, write_json
+from report import print_and_save
 from run import compile_bytecode, host_facts, import_image, loadavg
 
 # The in-process part imports minipod.network from this checkout.
@@ -614,14 +614,7 @@ def main(argv=None) -> int:
         "summary": summary(rows),
         "rows": list(rows.values()),
     }
-    print()
-    print(table(result["rows"]))
-    print(floor_notes(result["rows"]))
-    print("\n".join(summary_lines(result["summary"])))
-    print(f"\n  {result['seconds']} s, load {load_before[0]:.2f} -> {result['loadavg_after'][0]:.2f}, "
-          f"{'clean' if result['clean'] else 'NOT CLEAN'}")
-    print(f"  {write_json(result, os.path.join(args.out, 'network-' + started.strftime('%Y%m%d-%H%M%S') + '.json'))}")
-    return 0 if result["clean"] else 1
+    return print_and_save(result, summary_lines(result["summary"]), "network", args.out, started)
 
 
 if __name__ == "__main__":

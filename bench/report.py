@@ -53,6 +53,21 @@ def write_json(result: dict, path: str) -> str:
     return path
 
 
+def print_and_save(result: dict, summary: list[str], name: str, out_dir: str, started) -> int:
+    """The end of a bench run: the table, the floors, the summary, the run's
+    cleanliness, and the JSON file ``<name>-<date>-<time>.json``. Returns
+    the exit code: 0 only when the run left nothing behind."""
+    print()
+    print(table(result["rows"]))
+    print(floor_notes(result["rows"]))
+    print("\n".join(summary))
+    print(f"\n  {result['seconds']} s, load {result['loadavg_before'][0]:.2f} -> "
+          f"{result['loadavg_after'][0]:.2f}, {'clean' if result['clean'] else 'NOT CLEAN'}")
+    path = os.path.join(out_dir, f"{name}-{started.strftime('%Y%m%d-%H%M%S')}.json")
+    print(f"  {write_json(result, path)}")
+    return 0 if result["clean"] else 1
+
+
 def write_chart(result: dict, path: str) -> str | None:
     """Medians of minipod and the floor per metric, min-max as error bars,
     the target as a tick; None when matplotlib is not installed."""
