@@ -18,35 +18,21 @@ from .plan import (
     CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWPID, NAMESPACE_FLAGS, ChDir, Clone, Dup2, Exec, Identity,
     MkDir, NoNewPrivs, Plan, Seccomp, SetCtty, SetNs, SetSid, WriteFile,
 )
-from .rootfs import BindMount, container_rootfs_steps
+from .record import Record
+from .rootfs import container_rootfs_steps
 from .users import User, resolve_user
 
 
-class ImageInfo:
+class ImageInfo(Record):
     """What a container needs of its image, kept in the pod's spec.json so the
-    supervisor does not have to open the image store. Immutable.
+    supervisor does not have to open the image store."""
 
-    This and ``Launch`` are plain classes, not dataclasses: ``run`` imports
-    this module, and ``dataclasses`` with its generated code cost ~4 ms."""
-
-    __slots__ = ("ref", "id", "digest", "config", "layer_dirs")
-
-    def __init__(self, ref: str, id: str, digest: str, config: dict, layer_dirs: list[str]):
-        for name, value in (("ref", ref), ("id", id), ("digest", digest), ("config", config),
-                            ("layer_dirs", layer_dirs)):
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"ImageInfo is immutable: cannot set {name!r}")
-
-    def __eq__(self, other):
-        return self.to_dict() == other.to_dict() if isinstance(other, ImageInfo) else NotImplemented
-
+    ref: str
+    id: str
+    digest: str
+    config: dict
+    layer_dirs: list
     __hash__ = None  # holds a dict and a list
-
-    def __repr__(self) -> str:
-        return (f"ImageInfo(ref={self.ref!r}, id={self.id!r}, digest={self.digest!r}, config={self.config!r}, "
-                f"layer_dirs={self.layer_dirs!r})")
 
     @property
     def image_id_ref(self) -> str:
@@ -67,38 +53,24 @@ class ImageInfo:
         return cls(image.ref, image.id, image.digest, dict(image.config or {}), list(image.layer_dirs))
 
 
-class Launch:
+class Launch(Record):
     """Everything about a container's process that does not depend on where
-    it is started: the answer to "what would run, as whom?"."""
+    it is started: the answer to "what would run, as whom?". ``binds`` is
+    filled in by the supervisor once the volumes exist."""
 
-    _FIELDS = ("name", "argv", "env", "user", "caps", "workdir", "no_new_privs", "privileged",
-               "readonly_root", "tty", "binds", "seccomp")
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], user: User, caps: int, workdir: str,
-                 no_new_privs: bool = False, privileged: bool = False, readonly_root: bool = False,
-                 tty: bool = False, binds: list[BindMount] | None = None, seccomp: str = "Unconfined"):
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.user = user
-        self.caps = caps
-        self.workdir = workdir
-        self.no_new_privs = no_new_privs
-        self.privileged = privileged
-        self.readonly_root = readonly_root
-        self.tty = tty
-        self.binds: list[BindMount] = [] if binds is None else binds
-        self.seccomp = seccomp  # the seccompProfile type in effect
-
-    def __eq__(self, other):
-        if not isinstance(other, Launch):
-            return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self._FIELDS)
-
-    __hash__ = None
-
-    def __repr__(self) -> str:
-        return "Launch(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS) + ")"
+    _frozen = False
+    name: str
+    argv: list
+    env: dict
+    user: User
+    caps: int
+    workdir: str
+    no_new_privs: bool = False
+    privileged: bool = False
+    readonly_root: bool = False
+    tty: bool = False
+    binds: tuple = ()
+    seccomp: str = "Unconfined"  # the seccompProfile type in effect
 
     def envp(self) -> tuple[str, ...]:
         return tuple(f"{k}={v}" for k, v in self.env.items())
