@@ -30,9 +30,8 @@ import statistics
 import subprocess
 import sys
 import time
-import traceback
 
-from core import REPO_DIR, BenchError, Metric, start_time
+from core import REPO_DIR, BenchError, Metric, guarded, start_time
 from isolation import Isolation
 from report import print_and_save
 from run import host_facts, loadavg
@@ -382,37 +381,24 @@ def main(argv=None, tag: str | None = None) -> int:
     signal.signal(signal.SIGHUP, _interrupt)
     started = datetime.datetime.now()
     iso = Isolation(tag=tag or secrets.token_hex(4))
-    metrics, code, error, problems, left = new_metrics(), 0, None, [], []
+    metrics = new_metrics()
     bench = None
     load_before = loadavg()
     print(f"minipod cgroup benchmark: {args.runs} runs (+{args.warmup} warm-up), "
           f"cgroup parent {iso.cgroup_parent}", flush=True)
-    try:
+    def work():
+        nonlocal bench
         bench = CgroupBench(iso.cgroup_parent)
         bench.make_parent()
         measure(bench, args.runs, args.warmup, metrics)
-    except KeyboardInterrupt:
-        code, error = 130, "interrupted"
-    except BenchError as exc:
-        code, error = 1, str(exc)
-    except Exception:  # a bug here or in minipod: show where, then still clean up
-        traceback.print_exc()
-        code, error = 1, "stopped by an unexpected error (traceback above)"
-    finally:
-        # Cleaning up must not be cut short by a second Ctrl-C.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        print("  cleaning up", flush=True)
-        if bench is not None:
-            problems += bench.stop_processes()
+
+    def cleanup():
+        problems = bench.stop_processes() if bench is not None else []
         problems += iso.cleanup()  # the parent and everything below it, the temp dir
-        left = iso.leftovers(bench.pids_seen if bench else {})
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    for line in problems + [f"left behind: {x}" for x in left]:
-        print(f"bench: {line}", file=sys.stderr)
+        return problems, iso.leftovers(bench.pids_seen if bench else {})
+
+    code, error, problems, left = guarded(work, cleanup)
     if error:
-        print(f"bench: {error}", file=sys.stderr)
         return code
     rows = {k: mt.to_dict() for k, mt in metrics.items() if mt.minipod}
     result = {

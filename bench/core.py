@@ -53,6 +53,45 @@ class Sample:
 _in_flight: subprocess.Popen | None = None
 
 
+def guarded(work, cleanup) -> tuple[int, str | None, list[str], list[str]]:
+    """Run a bench's measuring part, then always its clean-up.
+
+    Ctrl-C, a BenchError or a bug end ``work()`` with an exit code and a
+    message rather than an exception; ``cleanup()`` returns ``(problems,
+    left_behind)`` and runs with SIGINT and SIGTERM ignored, so a second
+    Ctrl-C cannot cut it short (the commands it runs inherit that too).
+    Prints what clean-up reports. Returns ``(code, error, problems, left)``."""
+    import signal
+    import traceback
+
+    code, error = 0, None
+    problems: list[str] = []
+    left: list[str] = []
+    try:
+        work()
+    except KeyboardInterrupt:
+        code, error = 130, "interrupted"
+    except BenchError as exc:
+        code, error = 1, str(exc)
+    except Exception:  # a bug here or in minipod: show where, then still clean up
+        traceback.print_exc()
+        code, error = 1, "stopped by an unexpected error (traceback above)"
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("\n  cleaning up", flush=True)
+        try:
+            problems, left = cleanup()
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for line in problems + [f"left behind: {x}" for x in left]:
+        print(f"bench: {line}", file=sys.stderr)
+    if error:
+        print(f"bench: {error}", file=sys.stderr)
+    return code, error, problems, left
+
+
 def run_timed(argv: list[str], env: dict | None = None) -> Sample:
     """Run ``argv`` to completion and time it. Output goes to temporary files,
     not pipes, so a daemon that inherits them can never hold the wait open;

@@ -40,10 +40,10 @@ import socket
 import subprocess
 import sys
 import time
-import traceback
 
 from core import (
-    REPO_DIR, BenchError, Metric, MinipodSide, pod_manifest, process_alive, run_timed, start_time, wait_until,
+    REPO_DIR, BenchError, Metric, MinipodSide, guarded, pod_manifest, process_alive, run_timed, start_time,
+    wait_until,
 )
 from isolation import Isolation
 from report import print_and_save
@@ -557,11 +557,12 @@ def main(argv=None) -> int:
     cfg = PodNetworkConfig.from_config(Config(root=iso.root, bridge=iso.bridge, subnet=iso.subnet))
     world = NetWorld(cfg, iso.root)
     mp = None
-    metrics, code, error, problems = new_metrics(), 0, None, []
+    metrics = new_metrics()
     load_before = loadavg()
     print(f"minipod network benchmark: {args.runs} runs, parts {','.join(args.parts)}, root {iso.root}, "
           f"cgroup parent {iso.cgroup_parent}, bridge {iso.bridge}, subnet {iso.subnet}", flush=True)
-    try:
+    def work():
+        nonlocal mp
         compile_bytecode()
         if "setup" in args.parts:
             measure_setup(world, args.runs, metrics)
@@ -573,18 +574,8 @@ def main(argv=None) -> int:
                 measure_e2e(mp, iso, args.runs, metrics)
             if "throughput" in args.parts:
                 measure_throughput(world, pods, args.runs, args.seconds, metrics)
-    except KeyboardInterrupt:
-        code, error = 130, "interrupted"
-    except BenchError as exc:
-        code, error = 1, str(exc)
-    except Exception:  # a bug here or in minipod: show where, then still clean up
-        traceback.print_exc()
-        code, error = 1, "stopped by an unexpected error (traceback above)"
-    finally:
-        # Cleaning up must not be cut short by a second Ctrl-C.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        print("\n  cleaning up", flush=True)
+
+    def cleanup():
         problems = world.cleanup()
         problems += iso.cleanup(mp)
         pids = {**(mp.pids_seen if mp else {}), **world.pids_seen}
@@ -592,12 +583,10 @@ def main(argv=None) -> int:
         if strays:  # then sweep the cgroups once more, with nobody left to restart anything
             problems.append(f"killed processes of this run still alive after rm -f: {strays}")
             problems += iso.cleanup(None)
-        left = world.leftovers()
-        left += iso.leftovers(pids)
-    for line in problems + [f"left behind: {x}" for x in left]:
-        print(f"bench: {line}", file=sys.stderr)
+        return problems, world.leftovers() + iso.leftovers(pids)
+
+    code, error, problems, left = guarded(work, cleanup)
     if error:
-        print(f"bench: {error}", file=sys.stderr)
         return code
     rows = {k: mt.to_dict() for k, mt in metrics.items() if mt.minipod}
     result = {

@@ -22,10 +22,9 @@ import platform
 import signal
 import subprocess
 import sys
-import traceback
 
 from core import (
-    IMAGE, REPO_DIR, BenchError, FloorSide, Metric, MinipodSide, is_running_ready, process_memory,
+    IMAGE, REPO_DIR, BenchError, FloorSide, Metric, MinipodSide, guarded, is_running_ready, process_memory,
     run_timed, wait_until, write_manifest,
 )
 from isolation import Isolation
@@ -213,36 +212,25 @@ def main(argv=None) -> int:
     started = datetime.datetime.now()
     iso = Isolation()
     mp = floor = None
-    metrics, code, error = None, 0, None
+    metrics = None
     load_before = loadavg()
     print(f"minipod core benchmark: {args.runs} runs per side, root {iso.root}, cgroup parent {iso.cgroup_parent}",
           flush=True)
-    try:
+
+    def work():
+        nonlocal mp, floor, metrics
         compile_bytecode()
         mp = MinipodSide(iso.env(), iso.root, iso.cgroup_parent)
         rootfs = import_image(mp, iso)
         floor = FloorSide(iso.path("floor"), rootfs)
         metrics = measure(mp, floor, iso, args.runs, args.pods)
-    except KeyboardInterrupt:
-        code, error = 130, "interrupted"
-    except BenchError as exc:
-        code, error = 1, str(exc)
-    except Exception:  # a bug here or in minipod: show where, then still clean up
-        traceback.print_exc()
-        code, error = 1, "stopped by an unexpected error (traceback above)"
-    finally:
-        # Cleaning up must not be cut short by a second Ctrl-C; the commands
-        # it runs inherit the ignored SIGINT too.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        print("\n  cleaning up", flush=True)
-        problems = iso.cleanup(mp, floor)
+
+    def cleanup():
         pids = {**(mp.pids_seen if mp else {}), **(floor.pids_seen if floor else {})}
-        left = iso.leftovers(pids)
-    for line in problems + [f"left behind: {x}" for x in left]:
-        print(f"bench: {line}", file=sys.stderr)
+        return iso.cleanup(mp, floor), iso.leftovers(pids)
+
+    code, error, problems, left = guarded(work, cleanup)
     if error:
-        print(f"bench: {error}", file=sys.stderr)
         return code
     rows = [mt.to_dict() for mt in metrics.values()]
     result = {
