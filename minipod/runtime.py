@@ -98,10 +98,13 @@ class Runtime:
         credentials."""
         from .container import ImageInfo
         from .images import ImageStore
-        from .images.pullsecrets import pod_pull_secrets
 
         store = ImageStore(self.config.images_dir)
-        pull_secrets = pod_pull_secrets(pod, secrets or {})
+        pull_secrets = []
+        if pod["spec"].get("imagePullSecrets"):  # the registry client loads only when needed
+            from .images.pullsecrets import pod_pull_secrets
+
+            pull_secrets = pod_pull_secrets(pod, secrets or {})
         spec = pod["spec"]
         found, pulled = {}, {}
         for c in (spec.get("initContainers") or []) + spec["containers"]:
