@@ -27,7 +27,7 @@ from .logs import LogWriter, log_path
 from .plan import MNT_DETACH, MS_BIND
 from .state import PodDir
 from .teardown import release_host_resources
-from .volumes import VolumeSet, container_binds, prepare_volumes
+from .volumes import container_binds, prepare_volumes
 
 log = logging.getLogger("minipod.supervisor")
 
@@ -128,7 +128,7 @@ class Supervisor:
         }
         self.selector = selectors.DefaultSelector()
         self.cgroup = None
-        self.volumes = VolumeSet()
+        self.volumes: dict = {}
         self.pause_pid: int | None = None
         self.pause_fds: dict[str, int] = {}
         self.pod_files: dict[str, str] = {}

@@ -15,53 +15,18 @@ import os
 import stat
 
 from .errors import KernelError, MinipodError, SpecError
+from .record import Record
 from .rootfs import BindMount
 
 
-class PreparedVolume:
+class PreparedVolume(Record):
     """One volume on the host. ``mounted``: a tmpfs minipod mounted on the
-    host (unmounted at teardown). Plain classes here, not dataclasses: the
-    supervisor imports this module on every pod start."""
+    host (teardown unmounts everything under the pod's data directory)."""
 
-    __slots__ = ("name", "host_path", "is_dir", "mounted")
-
-    def __init__(self, name: str, host_path: str, is_dir: bool = True, mounted: bool = False):
-        self.name = name
-        self.host_path = host_path
-        self.is_dir = is_dir
-        self.mounted = mounted
-
-    def __eq__(self, other):
-        if not isinstance(other, PreparedVolume):
-            return NotImplemented
-        return (self.name, self.host_path, self.is_dir, self.mounted) == \
-            (other.name, other.host_path, other.is_dir, other.mounted)
-
-    __hash__ = None
-
-    def __repr__(self) -> str:
-        return (f"PreparedVolume(name={self.name!r}, host_path={self.host_path!r}, is_dir={self.is_dir!r}, "
-                f"mounted={self.mounted!r})")
-
-
-class VolumeSet:
-    """The pod's prepared volumes by name; owns the host mounts it made."""
-
-    __slots__ = ("volumes",)
-
-    def __init__(self, volumes: dict[str, PreparedVolume] | None = None):
-        self.volumes: dict[str, PreparedVolume] = {} if volumes is None else volumes
-
-    def __eq__(self, other):
-        return self.volumes == other.volumes if isinstance(other, VolumeSet) else NotImplemented
-
-    __hash__ = None
-
-    def __repr__(self) -> str:
-        return f"VolumeSet(volumes={self.volumes!r})"
-
-    def host_mounts(self) -> list[str]:
-        return [v.host_path for v in self.volumes.values() if v.mounted]
+    name: str
+    host_path: str
+    is_dir: bool = True
+    mounted: bool = False
 
 
 def _check_host_path(path: str, kind: str, vol_field: str) -> bool:
@@ -131,53 +96,52 @@ def secret_entries(secret: dict) -> dict[str, bytes]:
 
 
 def prepare_volumes(pod: dict, data_dir: str, config_maps: dict, secrets: dict,
-                    mount_tmpfs, status: dict | None = None) -> VolumeSet:
-    """Make every volume of ``pod`` exist on the host under ``data_dir``.
+                    mount_tmpfs, status: dict | None = None) -> dict[str, PreparedVolume]:
+    """Make every volume of ``pod`` exist on the host under ``data_dir``;
+    returns them by name.
 
     ``mount_tmpfs(path, options)`` mounts a tmpfs (the caller owns the
-    native module); the returned VolumeSet records the mounts made so far
-    even when a later volume fails, so the caller can undo them."""
+    native module). Whatever is mounted when a later volume fails lies
+    under ``data_dir``, where teardown unmounts it."""
     namespace = pod["metadata"]["namespace"]
     pod_sc = pod["spec"].get("securityContext") or {}
-    result = VolumeSet()
+    result: dict[str, PreparedVolume] = {}
     for i, vol in enumerate(pod["spec"].get("volumes") or []):
         name, vol_field = vol["name"], f"spec.volumes[{i}]"
         path = os.path.join(data_dir, "volumes", name)
         if "emptyDir" in vol:
             os.makedirs(path, 0o777, exist_ok=True)
             os.chmod(path, 0o777)  # like kubelet: any container user may write
-            prepared = PreparedVolume(name, path)
-            if (vol["emptyDir"] or {}).get("medium") == "Memory":
+            in_memory = (vol["emptyDir"] or {}).get("medium") == "Memory"
+            if in_memory:
                 size = (vol["emptyDir"] or {}).get("sizeLimit")
-                options = "mode=1777" + (f",size={_bytes(size)}" if size else "")
-                mount_tmpfs(path, options)
-                prepared.mounted = True
-            result.volumes[name] = prepared
+                mount_tmpfs(path, "mode=1777" + (f",size={_bytes(size)}" if size else ""))
+            result[name] = PreparedVolume(name, path, mounted=in_memory)
         elif "hostPath" in vol:
             host = vol["hostPath"]["path"]
             is_dir = _check_host_path(host, vol["hostPath"].get("type") or "", vol_field)
-            result.volumes[name] = PreparedVolume(name, host, is_dir)
+            result[name] = PreparedVolume(name, host, is_dir)
         elif "configMap" in vol or "secret" in vol:
             kind = "configMap" if "configMap" in vol else "secret"
             entries = _object_entries(kind, vol[kind], namespace, config_maps, secrets, f"{vol_field}.{kind}")
             _write_projection(path, entries, vol[kind].get("items"), vol[kind].get("defaultMode", 0o644),
                               f"{vol_field}.{kind}")
-            result.volumes[name] = PreparedVolume(name, path)
+            result[name] = PreparedVolume(name, path)
         elif "downwardAPI" in vol:
             src = vol["downwardAPI"]
             entries, items = _downward_entries(pod, src.get("items") or [], status or {})
             _write_projection(path, entries, items, src.get("defaultMode", 0o644), f"{vol_field}.downwardAPI")
-            result.volumes[name] = PreparedVolume(name, path)
+            result[name] = PreparedVolume(name, path)
         elif "projected" in vol:
             _write_projected(path, vol["projected"], pod, namespace, config_maps, secrets, status or {},
                              f"{vol_field}.projected")
-            result.volumes[name] = PreparedVolume(name, path)
+            result[name] = PreparedVolume(name, path)
         else:
             kinds = sorted(k for k in vol if k != "name")
             raise SpecError(f"{vol_field}: volume source {', '.join(kinds)} is not supported by minipod")
-        if pod_sc.get("fsGroup") is not None and name in result.volumes and "hostPath" not in vol:
+        if pod_sc.get("fsGroup") is not None and name in result and "hostPath" not in vol:
             # kubelet leaves hostPath alone: it belongs to the host, not the pod.
-            apply_fs_group(result.volumes[name].host_path, pod_sc["fsGroup"], read_only="emptyDir" not in vol,
+            apply_fs_group(result[name].host_path, pod_sc["fsGroup"], read_only="emptyDir" not in vol,
                            policy=pod_sc.get("fsGroupChangePolicy") or "Always")
     return result
 
@@ -298,7 +262,7 @@ def open_subpath(volume_root: str, sub_path: str, field_path: str) -> tuple[int,
     return fd, stat.S_ISDIR(os.fstat(fd).st_mode)
 
 
-def container_binds(container: dict, c_field: str, volumes: VolumeSet, env: dict[str, str],
+def container_binds(container: dict, c_field: str, volumes: dict[str, PreparedVolume], env: dict[str, str],
                     stage_dir: str, bind) -> tuple[list[BindMount], list[str]]:
     """The bind mounts of one container's volumeMounts.
 
@@ -311,7 +275,7 @@ def container_binds(container: dict, c_field: str, volumes: VolumeSet, env: dict
     binds: list[BindMount] = []
     staged: list[str] = []
     for j, vm in enumerate(container.get("volumeMounts") or []):
-        vol = volumes.volumes[vm["name"]]
+        vol = volumes[vm["name"]]
         sub = vm.get("subPath") or ""
         if vm.get("subPathExpr"):
             from .envvars import expand

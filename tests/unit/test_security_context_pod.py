@@ -156,7 +156,7 @@ def test_prepare_volumes_applies_fs_group_but_not_to_host_paths(tmp_path):
         "volumes": [{"name": "scratch", "emptyDir": {}},
                     {"name": "host", "hostPath": {"path": str(host_dir)}}]}}
     result = volumes.prepare_volumes(pod, str(tmp_path / "data"), {}, {}, mount_tmpfs=None)
-    scratch = os.stat(result.volumes["scratch"].host_path)
+    scratch = os.stat(result["scratch"].host_path)
     assert stat.S_IMODE(scratch.st_mode) == 0o2777 and scratch.st_gid == os.getgid()
     assert stat.S_IMODE(os.stat(host_dir).st_mode) == 0o700
 
