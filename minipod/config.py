@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from .record import Record
+
 DEFAULT_BRIDGE = "minipod0"
 DEFAULT_SUBNET = "10.144.0.0/24"
 DEFAULT_CGROUP_PARENT = "minipod"
@@ -19,40 +21,16 @@ DEFAULT_CGROUP_PARENT = "minipod"
 # scheduler in front of it needs one.
 DEFAULT_POD_PIDS_LIMIT = 4096
 
-_FIELDS = ("root", "bridge", "subnet", "cgroup_parent", "debug", "pod_pids_limit")
+class Config(Record):
+    """Host layout (see DESIGN.md, "Host layout") and global names; an
+    immutable record. ``pod_pids_limit`` 0 (or less) means no limit."""
 
-
-class Config:
-    """Host layout (see DESIGN.md, "Host layout") and global names.
-
-    Immutable. A plain class rather than a dataclass because every command
-    loads it: ``dataclasses`` would add milliseconds to ``minipod ps``."""
-
-    __slots__ = _FIELDS + ("extra",)
-
-    def __init__(self, root: str | None = None, bridge: str = DEFAULT_BRIDGE, subnet: str = DEFAULT_SUBNET,
-                 cgroup_parent: str = DEFAULT_CGROUP_PARENT, debug: bool = False, extra: dict | None = None,
-                 pod_pids_limit: int = DEFAULT_POD_PIDS_LIMIT):
-        # pod_pids_limit 0 (or less) means no limit.
-        for name, value in (("root", root), ("bridge", bridge), ("subnet", subnet),
-                            ("cgroup_parent", cgroup_parent), ("debug", debug),
-                            ("extra", {} if extra is None else extra), ("pod_pids_limit", pod_pids_limit)):
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"Config is immutable: cannot set {name!r}")
-
-    def _key(self) -> tuple:
-        return tuple(getattr(self, name) for name in _FIELDS)  # ``extra`` is not compared
-
-    def __eq__(self, other):
-        return self._key() == other._key() if isinstance(other, Config) else NotImplemented
-
-    def __hash__(self):
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return "Config(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in _FIELDS) + ")"
+    root: str | None = None
+    bridge: str = DEFAULT_BRIDGE
+    subnet: str = DEFAULT_SUBNET
+    cgroup_parent: str = DEFAULT_CGROUP_PARENT
+    debug: bool = False
+    pod_pids_limit: int = DEFAULT_POD_PIDS_LIMIT
 
     @classmethod
     def from_env(cls, **overrides) -> "Config":
@@ -101,18 +79,11 @@ class Config:
         return self._under_root("/var/log/minipod/pods")
 
     def to_dict(self) -> dict:
-        return {
-            "root": self.root,
-            "bridge": self.bridge,
-            "subnet": self.subnet,
-            "cgroup_parent": self.cgroup_parent,
-            "debug": self.debug,
-            "pod_pids_limit": self.pod_pids_limit,
-        }
+        return {name: getattr(self, name) for name in self._fields}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":
-        return cls(**{k: data[k] for k in _FIELDS if k in data})
+        return cls(**{k: data[k] for k in cls._fields if k in data})
 
 
 def parse_pids_limit(text: str | None, where: str) -> int:

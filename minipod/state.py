@@ -23,6 +23,7 @@ import os
 
 from .config import Config
 from .errors import KernelError, StateError
+from .record import Record
 
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
@@ -51,21 +52,10 @@ def write_json_atomic(path: str, data: object, mode: int = 0o600) -> None:
     os.rename(tmp, path)
 
 
-class PodDir:
+class PodDir(Record):
     """The state directory of one pod."""
 
-    __slots__ = ("path",)
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def __eq__(self, other):
-        return self.path == other.path if isinstance(other, PodDir) else NotImplemented
-
-    __hash__ = None  # mutable, like the dataclass it replaces
-
-    def __repr__(self) -> str:
-        return f"PodDir(path={self.path!r})"
+    path: str
 
     @property
     def key(self) -> str:
