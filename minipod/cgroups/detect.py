@@ -12,6 +12,7 @@ import os
 import re
 
 from ..errors import CgroupError
+from ..record import Record
 
 UNIFIED = "unified"
 HYBRID = "hybrid"
@@ -59,28 +60,12 @@ class Layout:
         return f"Layout(kind={self.kind!r}, mounts={self.mounts!r}, unified={self.unified!r})"
 
 
-class CgroupMount:
+class CgroupMount(Record):
     """One cgroup or cgroup2 mount line of mountinfo."""
 
-    __slots__ = ("mountpoint", "fstype", "controllers")
-
-    def __init__(self, mountpoint: str, fstype: str, controllers: tuple[str, ...] = ()):
-        self.mountpoint = mountpoint
-        self.fstype = fstype
-        self.controllers = controllers
-
-    def __eq__(self, other):
-        if not isinstance(other, CgroupMount):
-            return NotImplemented
-        return (self.mountpoint, self.fstype, self.controllers) == \
-            (other.mountpoint, other.fstype, other.controllers)
-
-    def __hash__(self):
-        return hash((self.mountpoint, self.fstype, self.controllers))
-
-    def __repr__(self) -> str:
-        return (f"CgroupMount(mountpoint={self.mountpoint!r}, fstype={self.fstype!r}, "
-                f"controllers={self.controllers!r})")
+    mountpoint: str
+    fstype: str
+    controllers: tuple = ()
 
 
 def _unescape(field_text: str) -> str:
