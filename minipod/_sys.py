@@ -131,10 +131,23 @@ class _Encoder:
         self.keep.append(array)
         return array
 
+    def root(self, root, path):
+        """The ``root`` of a step, checked here so that a plan whose path
+        lies outside its root fails with a clear message, not EINVAL."""
+        if root is None:
+            return self.ffi.NULL
+        base = os.path.normpath(root)
+        norm = os.path.normpath(path)
+        if norm != base and not norm.startswith(base.rstrip("/") + "/"):
+            raise MinipodError(f"spawn plan: {path} is not inside the root {root}")
+        return self.string(root)
+
     def fill(self, rec, op) -> None:
         from minipod import plan as p
         lib = self.lib
         rec.optional = 1 if getattr(op, "optional", False) else 0
+        path = getattr(op, "target" if isinstance(op, p.Mount) else "path", None)
+        rec.root = self.root(getattr(op, "root", None), path)
         if isinstance(op, p.SetNs):
             rec.kind, rec.fd, rec.flags = lib.MP_SETNS, op.fd, op.nstype
         elif isinstance(op, p.Clone):

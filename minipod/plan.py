@@ -23,6 +23,15 @@ How the steps run:
   close-on-exec pipe and exits 127; ``spawn`` then raises ``SpawnError``
   naming the step. A step with ``optional=True`` that fails with ENOENT is
   skipped (masked paths that a kernel does not have).
+* ``root``: ``MkDir``, ``MkFile``, ``MkNod``, ``Symlink`` and ``Mount`` may
+  name the container's root (the rootfs path). Their path (a mount's
+  target) must then be ``root`` or under it, and the part below ``root`` is
+  resolved *inside* it, as if ``root`` were ``/`` (``openat2`` with
+  ``RESOLVE_IN_ROOT``): before ``PivotRoot`` the process's root is still the
+  host's ``/``, and an image's symlink (``/etc/hosts -> /root/x``, ``/etc ->
+  /``) must not make the runtime create or mount anything on the host. A
+  mount goes onto the resolved target through its fd. Without ``root``
+  (``None``) paths are host paths, used as they are.
 """
 
 from __future__ import annotations
@@ -83,6 +92,12 @@ def mount_flag_names(flags: int) -> str:
     return ",".join(names) or "0"
 
 
+def _in_root(root: str | None) -> str:
+    """The describe() suffix of a step resolved inside a container root
+    (the path already starts with that root; no need to say it twice)."""
+    return " (resolved inside the container root)" if root else ""
+
+
 class Op(Record):
     """One step: an immutable record (see ``minipod.record``). ``optional``
     steps that fail with ENOENT are skipped.
@@ -122,7 +137,10 @@ class Unshare(Op):
 
 
 class Mount(Op):
-    """``mount(source, target, fstype, flags, data)``."""
+    """``mount(source, target, fstype, flags, data)``; with ``root``, the
+    target is resolved inside it and ``source`` stays a host path, except a
+    ``source`` equal to ``target`` (bind a path onto itself): that is the
+    resolved target too."""
 
     source: str | None
     target: str
@@ -130,6 +148,7 @@ class Mount(Op):
     flags: int = 0
     data: str | None = None
     optional: bool = False
+    root: str | None = None
 
     def describe(self) -> str:
         if self.flags & MS_BIND:
@@ -138,7 +157,7 @@ class Mount(Op):
             what = " ".join(x for x in (self.fstype, self.source) if x)
         extra = f" ({self.data})" if self.data else ""
         what = f" {what}" if what else ""
-        return f"mount{what} on {self.target} [{mount_flag_names(self.flags)}]{extra}"
+        return f"mount{what} on {self.target} [{mount_flag_names(self.flags)}]{extra}{_in_root(self.root)}"
 
 
 class Umount(Op):
@@ -155,20 +174,23 @@ class MkDir(Op):
 
     path: str
     mode: int = 0o755
+    root: str | None = None
 
     def describe(self) -> str:
-        return f"mkdir -p {self.path} ({self.mode:o})"
+        return f"mkdir -p {self.path} ({self.mode:o}){_in_root(self.root)}"
 
 
 class MkFile(Op):
     """Create an empty regular file (and its parent directories) if nothing
-    exists at ``path`` — a mount point for a bind-mounted file."""
+    exists at ``path`` — a mount point for a bind-mounted file. With
+    ``root``, a dangling symlink at ``path`` is followed inside the root."""
 
     path: str
     mode: int = 0o644
+    root: str | None = None
 
     def describe(self) -> str:
-        return f"touch {self.path}"
+        return f"touch {self.path}{_in_root(self.root)}"
 
 
 class MkNod(Op):
@@ -179,17 +201,19 @@ class MkNod(Op):
     mode: int
     major: int
     minor: int
+    root: str | None = None
 
     def describe(self) -> str:
-        return f"mknod {self.path} c {self.major} {self.minor} ({self.mode & 0o7777:o})"
+        return f"mknod {self.path} c {self.major} {self.minor} ({self.mode & 0o7777:o}){_in_root(self.root)}"
 
 
 class Symlink(Op):
     target: str
     path: str
+    root: str | None = None
 
     def describe(self) -> str:
-        return f"symlink {self.path} -> {self.target}"
+        return f"symlink {self.path} -> {self.target}{_in_root(self.root)}"
 
 
 class WriteFile(Op):

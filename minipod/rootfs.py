@@ -7,6 +7,12 @@ vanish with the namespace: there is nothing to unmount at teardown. Only the
 pod-wide mounts that containers share (``/dev/shm``, memory-backed volumes)
 live on the host; see ``sandbox.py`` and ``volumes.py``.
 
+These steps run before ``pivot_root``, while the process's root is still
+the host's ``/``: every path inside the container is given with
+``root=rootfs`` so that the native spawn resolves it inside the rootfs
+(``openat2`` ``RESOLVE_IN_ROOT``, see ``minipod.plan``) and a symlink in the
+image (``/etc -> /``) cannot lead a mkdir, touch or mount onto the host.
+
 The layout follows what runc and crun give a container by default (the OCI
 runtime spec's "default filesystems" and "default devices"), so programs
 find what they expect.
@@ -79,10 +85,10 @@ def root_steps(rootfs: str, lower_dirs: list[str], upper: str, work: str) -> lis
 def proc_sys_steps(rootfs: str) -> list[Op]:
     proc, sys = inside(rootfs, "/proc"), inside(rootfs, "/sys")
     return [
-        MkDir(proc, 0o555),
-        Mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC),
-        MkDir(sys, 0o555),
-        Mount("sysfs", sys, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC),
+        MkDir(proc, 0o555, root=rootfs),
+        Mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, root=rootfs),
+        MkDir(sys, 0o555, root=rootfs),
+        Mount("sysfs", sys, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, root=rootfs),
     ]
 
 
@@ -92,56 +98,61 @@ def dev_steps(rootfs: str, shm_source: str | None) -> list[Op]:
     ``/dev/shm`` and an mqueue of the pod's IPC namespace."""
     dev = inside(rootfs, "/dev")
     steps: list[Op] = [
-        MkDir(dev),
-        Mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k"),
+        MkDir(dev, root=rootfs),
+        Mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", root=rootfs),
     ]
     for name, major, minor in DEFAULT_DEVICES:
-        steps.append(MkNod(f"{dev}/{name}", stat.S_IFCHR | 0o666, major, minor))
+        steps.append(MkNod(f"{dev}/{name}", stat.S_IFCHR | 0o666, major, minor, root=rootfs))
     for target, name in DEV_SYMLINKS:
-        steps.append(Symlink(target, f"{dev}/{name}"))
+        steps.append(Symlink(target, f"{dev}/{name}", root=rootfs))
     steps += [
-        MkDir(f"{dev}/pts"),
+        MkDir(f"{dev}/pts", root=rootfs),
         Mount("devpts", f"{dev}/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-              "newinstance,ptmxmode=0666,mode=0620,gid=5"),
-        MkDir(f"{dev}/mqueue"),
-        Mount("mqueue", f"{dev}/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC),
-        MkDir(f"{dev}/shm", 0o1777),
+              "newinstance,ptmxmode=0666,mode=0620,gid=5", root=rootfs),
+        MkDir(f"{dev}/mqueue", root=rootfs),
+        Mount("mqueue", f"{dev}/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, root=rootfs),
+        MkDir(f"{dev}/shm", 0o1777, root=rootfs),
     ]
     if shm_source:
-        steps.append(Mount(shm_source, f"{dev}/shm", None, MS_BIND | MS_REC))
+        steps.append(Mount(shm_source, f"{dev}/shm", None, MS_BIND | MS_REC, root=rootfs))
     else:
         steps.append(Mount("shm", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                           "mode=1777,size=65536k"))
+                           "mode=1777,size=65536k", root=rootfs))
     return steps
 
 
 def bind_steps(rootfs: str, mount: BindMount) -> list[Op]:
     """Bind a host path into the container; read-only needs a second,
-    remounting step because the kernel ignores MS_RDONLY on the first."""
+    remounting step because the kernel ignores MS_RDONLY on the first.
+    The target is resolved inside ``rootfs`` (``root=``): the image's
+    symlinks must not lead the mkdir, touch or mount onto the host."""
     target = inside(rootfs, mount.target)
-    steps: list[Op] = [MkDir(target) if mount.is_dir else MkFile(target)]
-    steps.append(Mount(mount.source, target, None, MS_BIND | MS_REC))
+    make = MkDir(target, root=rootfs) if mount.is_dir else MkFile(target, root=rootfs)
+    steps: list[Op] = [make, Mount(mount.source, target, None, MS_BIND | MS_REC, root=rootfs)]
     if mount.readonly:
-        steps.append(Mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV))
+        steps.append(Mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                           root=rootfs))
     return steps
 
 
 def mask_steps(rootfs: str, masked=MASKED_PATHS, readonly=READONLY_PATHS) -> list[Op]:
     """Hide or freeze kernel interfaces. The kernel inside is the host's, so
     whether a path is a directory is read from the host's /proc and /sys.
-    Paths a kernel lacks are skipped (optional steps)."""
+    Paths a kernel lacks are skipped (optional steps). Targets are
+    resolved inside ``rootfs``, like the /proc and /sys mounts they cover:
+    an image whose /proc is a symlink gets its masks where its proc is."""
     steps: list[Op] = []
     for path in masked:
         target = inside(rootfs, path)
         if os.path.isdir(path):
-            steps.append(Mount("tmpfs", target, "tmpfs", MS_RDONLY, None, optional=True))
+            steps.append(Mount("tmpfs", target, "tmpfs", MS_RDONLY, None, optional=True, root=rootfs))
         else:
-            steps.append(Mount("/dev/null", target, None, MS_BIND, optional=True))
+            steps.append(Mount("/dev/null", target, None, MS_BIND, optional=True, root=rootfs))
     for path in readonly:
         target = inside(rootfs, path)
-        steps.append(Mount(target, target, None, MS_BIND | MS_REC, optional=True))
+        steps.append(Mount(target, target, None, MS_BIND | MS_REC, optional=True, root=rootfs))
         steps.append(Mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
-                           | MS_NODEV | MS_NOEXEC, optional=True))
+                           | MS_NODEV | MS_NOEXEC, optional=True, root=rootfs))
     return steps
 
 

@@ -35,6 +35,19 @@
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
+/* openat2(2) (Linux 5.6), called raw: glibc has no wrapper before 2.40.
+ * The struct is the kernel's struct open_how. */
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#define MP_RESOLVE_NO_MAGICLINKS 0x02
+#define MP_RESOLVE_IN_ROOT 0x10
+struct mp_open_how {
+    unsigned long long flags;
+    unsigned long long mode;
+    unsigned long long resolve;
+};
+
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
 #define PR_CAP_AMBIENT_RAISE 2
@@ -151,6 +164,230 @@ static int make_file(const char *path, unsigned int mode)
         return errno == EEXIST ? 0 : -1;
     close(fd);
     return 0;
+}
+
+/* ---------- paths resolved inside a container's root (mp_op.root) ---------- */
+
+/*
+ * The part of path below root, without leading slashes ("." for root
+ * itself); NULL with EINVAL when path is not root or under it.
+ */
+static const char *path_in_root(const char *root, const char *path)
+{
+    size_t len = mp_strlen(root);
+    while (len > 1 && root[len - 1] == '/')
+        len--;
+    if (strncmp(path, root, len) != 0 || (path[len] != '\0' && path[len] != '/' && len > 1)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    const char *rest = path + len;
+    while (*rest == '/')
+        rest++;
+    return *rest ? rest : ".";
+}
+
+/*
+ * openat2(rootfd, rel) with rootfd as "/": absolute symlinks and ".." stay
+ * inside it, and /proc magic links (which could jump anywhere) are refused.
+ * The kernel answers EAGAIN when a rename raced the lookup: try again.
+ */
+static int open_in_root(int rootfd, const char *rel, int flags, unsigned int mode)
+{
+    struct mp_open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (unsigned long long)(flags | O_CLOEXEC);
+    how.mode = (flags & O_CREAT) ? mode : 0; /* openat2 refuses a mode otherwise */
+    how.resolve = MP_RESOLVE_IN_ROOT | MP_RESOLVE_NO_MAGICLINKS;
+    for (int attempt = 0; attempt < 32; attempt++) {
+        long fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof how);
+        if (fd >= 0 || errno != EAGAIN)
+            return (int)fd;
+    }
+    return -1;
+}
+
+/* close() that keeps the errno of the call before it. */
+static void close_keep_errno(int fd)
+{
+    int saved = errno;
+    close(fd);
+    errno = saved;
+}
+
+/*
+ * Split rel (copied into buf) into its parent directory, opened inside
+ * root (O_PATH), and its last name. Returns the parent fd or -1.
+ */
+static int open_parent_in_root(int rootfd, const char *rel, char *buf, const char **name)
+{
+    if (copy_path(buf, rel) < 0)
+        return -1;
+    size_t len = mp_strlen(buf);
+    while (len > 1 && buf[len - 1] == '/')
+        buf[--len] = '\0';
+    char *slash = strrchr(buf, '/');
+    const char *parent = ".";
+    if (slash) {
+        *slash = '\0';
+        parent = buf;
+        *name = slash + 1;
+    } else {
+        *name = buf;
+    }
+    return open_in_root(rootfd, parent, O_PATH | O_DIRECTORY, 0);
+}
+
+/* mkdir one name inside root: its parent is resolved in root first, and
+ * mkdirat never follows a symlink at the name itself (EEXIST). */
+static int mkdir_one_in_root(int rootfd, const char *rel, unsigned int mode)
+{
+    char buf[PATH_MAX];
+    const char *name;
+    int parent = open_parent_in_root(rootfd, rel, buf, &name);
+    if (parent < 0)
+        return -1;
+    int rc = mkdirat(parent, name, mode);
+    if (rc < 0 && errno == EEXIST)
+        rc = 0; /* whatever it is, the final check below decides */
+    close_keep_errno(parent);
+    return rc;
+}
+
+/* mkdir -p inside root; the result must resolve (in root) to a directory. */
+static int mkdir_p_in_root(int rootfd, const char *rel, unsigned int mode)
+{
+    char buf[PATH_MAX];
+    if (copy_path(buf, rel) < 0)
+        return -1;
+    for (char *p = buf;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char end = *p;
+        *p = '\0';
+        int rc = (p > buf && p[-1] != '/') ? mkdir_one_in_root(rootfd, buf, mode) : 0;
+        *p = end;
+        if (rc < 0)
+            return -1;
+        if (end == '\0')
+            break;
+    }
+    int fd = open_in_root(rootfd, buf, O_PATH | O_DIRECTORY, 0);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return 0;
+}
+
+/*
+ * Create an empty file inside root unless something exists there. A
+ * dangling symlink at the path is followed inside root, so the file lands
+ * where the container will see it (as runc does), never on the host.
+ * O_NONBLOCK: never hang on a FIFO that appeared meanwhile.
+ */
+static int make_file_in_root(int rootfd, const char *rel, unsigned int mode)
+{
+    int fd = open_in_root(rootfd, rel, O_PATH, 0);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    if (errno != ENOENT)
+        return -1;
+    char parent[PATH_MAX];
+    if (copy_path(parent, rel) < 0)
+        return -1;
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = '\0';
+        if (mkdir_p_in_root(rootfd, parent, 0755) < 0)
+            return -1;
+    }
+    fd = open_in_root(rootfd, rel, O_WRONLY | O_CREAT | O_NOCTTY | O_NONBLOCK, mode);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return 0;
+}
+
+/* mknod or symlink at rel, relative to its parent resolved inside root. */
+static int make_entry_in_root(int rootfd, const struct mp_op *op, const char *rel)
+{
+    char buf[PATH_MAX];
+    const char *name;
+    int parent = open_parent_in_root(rootfd, rel, buf, &name);
+    if (parent < 0)
+        return -1;
+    int rc = op->kind == MP_MKNOD ? mknodat(parent, name, op->mode, makedev(op->major, op->minor))
+                                  : symlinkat(op->a, parent, name);
+    close_keep_errno(parent);
+    return rc;
+}
+
+/* "/proc/self/fd/<fd>" into buf (at least 32 bytes), without stdio. */
+static void fd_path(char *buf, int fd)
+{
+    static const char prefix[] = "/proc/self/fd/";
+    char digits[12];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + fd % 10);
+        fd /= 10;
+    } while (fd > 0 && n < (int)sizeof digits);
+    memcpy(buf, prefix, sizeof prefix - 1);
+    char *p = buf + sizeof prefix - 1;
+    while (n > 0)
+        *p++ = digits[--n];
+    *p = '\0';
+}
+
+/* Mount onto the target resolved inside root, through its fd, so that no
+ * symlink can move the mount point between the lookup and the mount. A
+ * source equal to the target (bind a path onto itself, to remount it
+ * read-only) is the same resolved fd. */
+static int mount_in_root(int rootfd, const struct mp_op *op, const char *rel)
+{
+    int fd = open_in_root(rootfd, rel, O_PATH, 0);
+    if (fd < 0)
+        return -1;
+    char target[32];
+    fd_path(target, fd);
+    const char *source = (op->a && strcmp(op->a, op->b) == 0) ? target : op->a;
+    int rc = mount(source, target, op->c, op->flags, op->d);
+    close_keep_errno(fd);
+    return rc;
+}
+
+/* A step with a root: open the root once, do the step relative to it. */
+static int run_in_root(const struct mp_op *op)
+{
+    const char *rel = path_in_root(op->root, op->b);
+    if (!rel)
+        return -1;
+    int rootfd = open(op->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        return -1;
+    int rc;
+    switch (op->kind) {
+    case MP_MKDIR:
+        rc = mkdir_p_in_root(rootfd, rel, op->mode);
+        break;
+    case MP_MKFILE:
+        rc = make_file_in_root(rootfd, rel, op->mode);
+        break;
+    case MP_MKNOD:
+    case MP_SYMLINK:
+        rc = make_entry_in_root(rootfd, op, rel);
+        break;
+    case MP_MOUNT:
+        rc = mount_in_root(rootfd, op, rel);
+        break;
+    default:
+        errno = EINVAL;
+        rc = -1;
+    }
+    close_keep_errno(rootfd);
+    return rc;
 }
 
 static int write_file(const char *path, const char *content)
@@ -431,7 +668,9 @@ static int make_node(const struct mp_op *op)
 {
     mode_t saved_umask = umask(0);
     int rc;
-    if (op->kind == MP_MKDIR)
+    if (op->root)
+        rc = run_in_root(op);
+    else if (op->kind == MP_MKDIR)
         rc = mkdir_p(op->b, op->mode);
     else if (op->kind == MP_MKFILE)
         rc = make_file(op->b, op->mode);
@@ -453,6 +692,8 @@ static int run_step(const struct mp_op *op)
     case MP_UNSHARE:
         return unshare((int)op->flags);
     case MP_MOUNT:
+        if (op->root)
+            return run_in_root(op);
         return mount(op->a, op->b, op->c, op->flags, op->d);
     case MP_UMOUNT:
         return umount2(op->b, (int)op->flags);
@@ -461,6 +702,8 @@ static int run_step(const struct mp_op *op)
     case MP_MKNOD:
         return make_node(op);
     case MP_SYMLINK:
+        if (op->root)
+            return run_in_root(op);
         return symlink(op->a, op->b);
     case MP_WRITEFILE:
         return write_file(op->b, op->a);

@@ -19,12 +19,14 @@ enum mp_kind {
     MP_SETNS = 1,      /* fd, flags = nstype                                    */
     MP_CLONE,          /* flags = CLONE_NEW* (may be 0)                         */
     MP_UNSHARE,        /* flags                                                 */
-    MP_MOUNT,          /* a = source, b = target, c = fstype, d = data, flags   */
+    MP_MOUNT,          /* a = source, b = target, c = fstype, d = data, flags,
+                          root (b resolved in it, see below)                    */
     MP_UMOUNT,         /* b = target, flags                                     */
-    MP_MKDIR,          /* b = path, mode (exact: the umask does not apply)      */
-    MP_MKFILE,         /* b = path, mode (exact)                                */
-    MP_MKNOD,          /* b = path, mode (exact, with S_IFCHR...), major, minor */
-    MP_SYMLINK,        /* a = target, b = path                                  */
+    MP_MKDIR,          /* b = path, mode (exact: the umask does not apply), root */
+    MP_MKFILE,         /* b = path, mode (exact), root                          */
+    MP_MKNOD,          /* b = path, mode (exact, with S_IFCHR...), major, minor,
+                          root                                                  */
+    MP_SYMLINK,        /* a = target, b = path, root                            */
     MP_WRITEFILE,      /* b = path, a = content                                 */
     MP_PIVOTROOT,      /* b = new root                                          */
     MP_SETHOSTNAME,    /* a = hostname                                          */
@@ -52,6 +54,17 @@ enum mp_capset {
  * One step, as a flat record: each kind uses the fields listed in enum
  * mp_kind and ignores the rest (zero them). NULL strings pass NULL to the
  * kernel (e.g. a mount with no source).
+ *
+ * root (MkDir, MkFile, MkNod, Symlink, Mount): when not NULL, b must be root
+ * itself or a path under it, and the part after root is resolved INSIDE root,
+ * as if root were "/" (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS):
+ * symlinks and ".." in the image cannot lead out of it, so an image cannot
+ * make the runtime create or mount anything on the host before pivot_root.
+ * Missing directories are made with mkdirat on fds resolved that way, files
+ * and nodes relative to their resolved parent, and a mount goes onto
+ * "/proc/self/fd/N" of the resolved target (only b: a, the source, is a
+ * host path, except that a == b binds the resolved target onto itself).
+ * NULL: the paths are used as they are (host paths).
  */
 struct mp_op {
     int kind;                   /* enum mp_kind */
@@ -66,6 +79,7 @@ struct mp_op {
     const char *b;
     const char *c;
     const char *d;
+    const char *root;           /* see above; NULL for none */
     char *const *argv;          /* NULL-terminated */
     char *const *envp;          /* NULL-terminated */
     const unsigned int *groups; /* supplementary gids */

@@ -281,3 +281,110 @@ def test_security_context_shows_in_id_and_status(mpe):
     assert status["CapEff"] == status["CapPrm"] == "0000000000000000"  # non-root: none effective
     assert status["CapBnd"] == f"{1 << 10:016x}"  # NET_BIND_SERVICE only
     pod.remove()
+
+
+# ------------------------------------------------ symlinks planted in the image
+#
+# The runtime makes mount points and mounts the pod's files and volumes
+# before pivot_root, while its root is still the host's "/": every such path
+# must be resolved inside the container's root, or an image symlink would make
+# the runtime itself create files and directories on the host.
+
+def _image_with_symlink(mp, busybox_rootfs: str, work, ref: str, link: str, points_to: str,
+                        dirs_in_image: tuple[str, ...] = ()) -> str:
+    """The busybox image with ``link`` replaced by a symlink to ``points_to``
+    (and ``dirs_in_image`` created in it), imported as ``ref``."""
+    dest = work / "rootfs"
+    shutil.copytree(busybox_rootfs, dest, symlinks=True)
+    path = dest / link.lstrip("/")
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+    os.symlink(points_to, path)
+    for d in dirs_in_image:
+        os.makedirs(dest / d.lstrip("/"), exist_ok=True)
+    mp.runtime().import_image(str(dest), ref)
+    return ref
+
+
+def _symlink_pod(mp, image: str, volume_path: str | None = None):
+    volumes = mounts = ""
+    if volume_path:
+        mounts = f"\n    volumeMounts: [{{name: v, mountPath: {volume_path!r}}}]"
+        volumes = "\n  volumes: [{name: v, emptyDir: {}}]"
+    return mp.runtime().run(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: planted}}
+spec:
+  containers:
+  - name: app
+    image: {image}
+    command: [sleep, "3600"]{mounts}{volumes}
+""")
+
+
+def test_image_hosts_symlink_to_a_host_path_creates_nothing_on_the_host(mpi, busybox_rootfs, tmp_path):
+    """Attack: the image's /etc/hosts is an absolute symlink to a host path, so that
+    the mount point for the pod's hosts file is made, and mounted on, on the host."""
+    host_dir = tmp_path / "host"
+    host_dir.mkdir()
+    victim = host_dir / "pwned"
+    # The same directory exists in the image: the symlink resolves there, inside.
+    image = _image_with_symlink(mpi, busybox_rootfs, tmp_path, "localhost/busybox:hosts-link",
+                                "/etc/hosts", str(victim), dirs_in_image=(str(host_dir),))
+    pod = _symlink_pod(mpi, image)
+    pod.wait(lambda p: p.ready, timeout=10)
+    assert not victim.exists() and os.listdir(host_dir) == []
+    # The pod's hosts file is mounted where the symlink leads inside the container.
+    assert "localhost" in _sh(pod, f"cat /etc/hosts {victim}").text
+    pod.remove()
+    assert not victim.exists() and os.listdir(host_dir) == []
+
+
+def test_image_hosts_symlink_to_a_missing_dir_fails_cleanly(mpi, busybox_rootfs, tmp_path):
+    """The same attack when the symlink's directory exists only on the host: inside
+    the container it leads nowhere, so the container cannot start, and says why."""
+    host_dir = tmp_path / "host"
+    host_dir.mkdir()
+    victim = host_dir / "pwned"
+    image = _image_with_symlink(mpi, busybox_rootfs, tmp_path, "localhost/busybox:hosts-dangling",
+                                "/etc/hosts", str(victim))
+    pod = _symlink_pod(mpi, image)
+    pod.wait(lambda p: "terminated" in p.container_status("app").get("lastState", {}), timeout=10)
+    failed = pod.container_status("app")["lastState"]["terminated"]
+    assert failed["reason"] == "StartError" and not pod.ready
+    assert "etc/hosts (resolved inside the container root)): No such file or directory" in failed["message"]
+    pod.remove(force=True)
+    assert not victim.exists() and os.listdir(host_dir) == []
+
+
+def test_image_etc_symlink_to_root_creates_nothing_on_the_host(mpi, busybox_rootfs, tmp_path):
+    """Attack: the image's /etc is a symlink to "/", so that /etc/<volume> (made on
+    the host before pivot_root) becomes /<volume> on the host."""
+    host_path = tmp_path / "volume-here"
+    image = _image_with_symlink(mpi, busybox_rootfs, tmp_path, "localhost/busybox:etc-link", "/etc", "/")
+    pod = _symlink_pod(mpi, image, volume_path=f"/etc{host_path}")
+    pod.wait(lambda p: p.ready, timeout=10)
+    assert not host_path.exists()
+    # Inside, /etc is "/": the volume and the pod's files land in the container's root.
+    assert _sh(pod, f"test -d {host_path} && touch {host_path}/x").returncode == 0
+    assert "localhost" in _sh(pod, "cat /etc/hosts").text
+    pod.remove()
+    assert not host_path.exists()
+
+
+def test_image_etc_symlink_to_a_host_dir_creates_no_file_there(mpi, busybox_rootfs, tmp_path):
+    """Attack: the image's /etc is a symlink to a host directory, so that the mount
+    points for the pod's /etc/hosts, /etc/hostname, /etc/resolv.conf are made there."""
+    host_dir = tmp_path / "host-etc"
+    host_dir.mkdir()
+    image = _image_with_symlink(mpi, busybox_rootfs, tmp_path, "localhost/busybox:etc-dir-link", "/etc",
+                                str(host_dir), dirs_in_image=(str(host_dir),))
+    pod = _symlink_pod(mpi, image)
+    pod.wait(lambda p: p.ready, timeout=10)
+    assert os.listdir(host_dir) == []
+    assert "localhost" in _sh(pod, f"cat /etc/hosts {host_dir}/hosts").text
+    pod.remove()
+    assert os.listdir(host_dir) == []

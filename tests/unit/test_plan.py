@@ -50,6 +50,9 @@ def test_mount_flag_names():
     (MkFile("/r/etc/hosts"), "touch /r/etc/hosts"),
     (MkNod("/r/dev/null", stat.S_IFCHR | 0o666, 1, 3), "mknod /r/dev/null c 1 3 (666)"),
     (Symlink("/proc/self/fd", "/r/dev/fd"), "symlink /r/dev/fd -> /proc/self/fd"),
+    (MkFile("/r/etc/hosts", root="/r"), "touch /r/etc/hosts (resolved inside the container root)"),
+    (Mount("/h", "/r/etc/hosts", None, MS_BIND, root="/r"),
+     "mount bind /h on /r/etc/hosts [bind] (resolved inside the container root)"),
     (WriteFile("/sys/fs/cgroup/x/cgroup.procs", "0"), "write '0' to /sys/fs/cgroup/x/cgroup.procs"),
     (PivotRoot("/r"), "pivot_root into /r and detach the old root"),
     (SetHostname("web"), "sethostname web"),
@@ -190,3 +193,29 @@ def test_optional_flag_is_encoded(native):
     rec = native.ffi.new("struct mp_op *")
     enc.fill(rec[0], Umount("/x", optional=True))
     assert rec.optional == 1 and rec.kind == native.lib.MP_UMOUNT and rec.flags == MNT_DETACH
+
+
+def test_root_is_encoded_and_defaults_to_null(native):
+    enc = _sys._Encoder(native)
+    ffi = native.ffi
+    recs = ffi.new("struct mp_op[]", 4)
+    enc.fill(recs[0], MkFile("/r/etc/hosts", root="/r"))
+    enc.fill(recs[1], Mount("/h", "/r/etc/hosts", None, MS_BIND, root="/r/"))
+    enc.fill(recs[2], MkDir("/r", root="/r"))
+    enc.fill(recs[3], MkDir("/r/etc"))
+    assert ffi.string(recs[0].root) == b"/r" and ffi.string(recs[0].b) == b"/r/etc/hosts"
+    assert ffi.string(recs[1].root) == b"/r/" and ffi.string(recs[1].b) == b"/r/etc/hosts"
+    assert ffi.string(recs[2].root) == b"/r"
+    assert recs[3].root == ffi.NULL
+
+
+@pytest.mark.parametrize("op", [
+    MkFile("/other/etc/hosts", root="/r"),
+    MkDir("/rootfs2/etc", root="/rootfs"),  # a shared prefix is not "under"
+    Mount(None, "/r/../etc", None, MS_BIND, root="/r"),
+    Symlink("x", "/etc/y", root="/r"),
+])
+def test_a_path_outside_its_root_is_refused(native, op):
+    rec = native.ffi.new("struct mp_op *")
+    with pytest.raises(MinipodError, match="is not inside the root"):
+        _sys._Encoder(native).fill(rec[0], op)
