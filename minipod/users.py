@@ -27,8 +27,8 @@ def _image_file(layer_dirs: list[str], path: str) -> list[list[str]]:
     symlink in a layer is not followed: it would resolve on the host."""
     for layer in reversed(layer_dirs):
         full = os.path.join(layer, path.lstrip("/"))
-        if os.path.islink(full):
-            return []
+        if os.path.islink(full) or not os.path.realpath(full).startswith(os.path.realpath(layer) + os.sep):
+            return []  # a symlink on the way (say /etc -> /) would lead to the host's file
         if os.path.isfile(full):
             with open(full, errors="replace") as f:
                 return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]

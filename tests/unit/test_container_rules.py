@@ -95,6 +95,17 @@ def test_resolve_user_does_not_follow_symlinks_out_of_the_image(tmp_path):
     assert users.resolve_user([str(tmp_path / "l")], "1000").home == "/"
 
 
+def test_resolve_user_does_not_follow_a_symlinked_directory_out_of_the_image(tmp_path):
+    layer = tmp_path / "l"
+    layer.mkdir()
+    host_etc = tmp_path / "hostetc"
+    host_etc.mkdir()
+    (host_etc / "passwd").write_text("web:x:33:33::/srv:/bin/sh\n")
+    os.symlink(str(host_etc), layer / "etc")  # an image's /etc pointing at a host directory
+    with pytest.raises(MinipodError, match="unable to find user web"):
+        users.resolve_user([str(layer)], "web")
+
+
 def test_capabilities():
     default = capabilities.container_caps({}, last_cap=40)
     assert default == 0xA80425FB
