@@ -14,7 +14,7 @@ VPY := $(VENV)/bin/python
 MINIPOD := $(VENV)/bin/minipod
 DEMO_IMAGE := localhost/busybox:demo
 DEMO_ROOTFS := build/busybox-rootfs
-APT_PACKAGES := build-essential libc6-dev python3-dev python3-venv busybox-static iproute2 nftables file docker-registry skopeo apache2-utils
+APT_PACKAGES := build-essential libc6-dev python3-dev python3-venv busybox-static iproute2 nftables file docker-registry skopeo apache2-utils libseccomp2 openssl
 
 .PHONY: all setup deps venv native demo-image demo test unit integration bench clean
 

@@ -156,8 +156,7 @@ def _follow_foreground(rt, pods) -> int:
         interrupted = True
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         click.echo("\nstopping…", err=True)
-        for p in pods:
-            rt.stop(p.ref)
+        rt.stop_all([p.ref for p in pods])
         for t in streams:
             t.join(5)
     if interrupted:
@@ -219,6 +218,19 @@ def inspect(ctx, pod):
 
     require_root("minipod inspect")
     click.echo(json.dumps(_runtime(ctx).pod_object(pod), indent=2))
+
+
+@main.command()
+@click.argument("pod")
+@click.pass_context
+def describe(ctx, pod):
+    """One pod in words, like kubectl describe pod: containers, probes, conditions, events."""
+    from .describe import describe_pod
+    from .runtime import require_root
+
+    require_root("minipod describe")
+    rt = _runtime(ctx)
+    click.echo(describe_pod(rt.pod_object(pod), rt.events(pod)), nl=False)
 
 
 @main.command()
@@ -294,36 +306,40 @@ def stats(ctx, pod, output):
         click.echo("   ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
 
 
+GRACE_HELP = "Seconds the containers get to exit before they are killed (default: the pod's terminationGracePeriodSeconds; 0 kills at once)."
+
+
 @main.command()
 @click.argument("pods", nargs=-1, required=True)
-@click.option("-t", "--timeout", type=float, default=None, help="Seconds to wait (default: grace period + 10).")
+@click.option("-t", "--timeout", type=click.FloatRange(min=0), default=None, help=GRACE_HELP)
 @click.pass_context
 def stop(ctx, pods, timeout):
-    """Stop pods gracefully; keep their state and logs."""
-    rt = _runtime(ctx)
+    """Stop pods gracefully (preStop, stop signal, grace period, SIGKILL); keep their state and logs."""
+    _runtime(ctx).stop_all(list(pods), timeout)
     for pod in pods:
-        rt.stop(pod, timeout)
         click.echo(pod)
 
 
 @main.command()
 @click.argument("pods", nargs=-1, required=True)
-@click.option("-f", "--force", is_flag=True, help="Kill running pods first.")
+@click.option("-f", "--force", is_flag=True, help="Stop running pods first.")
+@click.option("-t", "--timeout", type=click.FloatRange(min=0), default=None, help=GRACE_HELP)
 @click.pass_context
-def rm(ctx, pods, force):
+def rm(ctx, pods, force, timeout):
     """Remove pods and everything they made on the host."""
     rt = _runtime(ctx)
     for pod in pods:
-        rt.remove(pod, force=force)
+        rt.remove(pod, force=force, timeout=timeout)
         click.echo(pod)
 
 
 @main.command()
 @click.argument("file")
+@click.option("-t", "--timeout", type=click.FloatRange(min=0), default=None, help=GRACE_HELP)
 @click.pass_context
-def down(ctx, file):
+def down(ctx, file, timeout):
     """Stop and remove the pods a manifest describes."""
-    for name in _runtime(ctx).down(_read_source(file)):
+    for name in _runtime(ctx).down(_read_source(file), timeout):
         click.echo(name)
 
 

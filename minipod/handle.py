@@ -51,6 +51,11 @@ class Pod:
     def ready(self) -> bool:
         return any(c["type"] == "Ready" and c["status"] == "True" for c in self.status["conditions"])
 
+    @property
+    def events(self) -> list[dict]:
+        """What happened to the pod, as ``minipod describe`` lists it."""
+        return self.runtime.events(self.ref)
+
     def container_status(self, name: str) -> dict:
         status = self.status
         for c in status["containerStatuses"] + status["initContainerStatuses"]:
@@ -94,8 +99,10 @@ class Pod:
     def stop(self, timeout: float | None = None) -> None:
         self.runtime.stop(self.ref, timeout)
 
-    def remove(self, force: bool = True) -> None:
-        self.runtime.remove(self.ref, force=force)
+    def remove(self, force: bool = True, timeout: float | None = None) -> None:
+        """Remove the pod; a running one is stopped first (gracefully, see
+        ``Runtime.stop``; ``timeout=0`` kills it at once)."""
+        self.runtime.remove(self.ref, force=force, timeout=timeout)
 
     def __enter__(self) -> "Pod":
         return self

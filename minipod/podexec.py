@@ -78,10 +78,12 @@ def spawn_exec(state: dict, container: str | None, argv: list[str], stdio: tuple
     """Start ``argv`` in the container; returns its pid (our child)."""
     if not argv:
         raise MinipodError("exec: no command given")
-    return _spawn(_running_record(state, container), argv, stdio, tty)
+    return spawn_in_container(_running_record(state, container), argv, stdio, tty)
 
 
-def _spawn(record: dict, argv: list[str], stdio: tuple[int, int, int], tty: bool) -> int:
+def spawn_in_container(record: dict, argv: list[str], stdio: tuple[int, int, int], tty: bool) -> int:
+    """Start ``argv`` in the container ``record`` describes (its state.json
+    entry); returns the pid, a child of the caller."""
     from . import _sys
 
     launch = record.get("launch") or {}
@@ -231,7 +233,7 @@ def run_tty(state: dict, container: str | None, argv: list[str], interactive: bo
         if uid:
             os.fchown(peer, uid, -1)
         _copy_winsize(_caller_terminal(), master)
-        pid = _spawn(record, argv, (peer, peer, peer), tty=True)
+        pid = spawn_in_container(record, argv, (peer, peer, peer), tty=True)
     except BaseException:
         os.close(master)
         raise

@@ -37,7 +37,7 @@ def pod_phase(containers: list[dict], restart_policy: str, initialized: bool) ->
         if any(_failed_for_good(c, restart_policy) for c in inits):
             return "Failed"
         return "Pending"
-    if any("running" not in c["state"] and not c.get("started") and "terminated" not in c["state"]
+    if any("running" not in c["state"] and not c.get("hasRun", c.get("started")) and "terminated" not in c["state"]
            for c in apps):
         return "Pending"
     terminated = [c for c in apps if "terminated" in c["state"] and c.get("final")]
@@ -53,15 +53,22 @@ def _failed_for_good(c: dict, restart_policy: str) -> bool:
     return bool(term and term["exitCode"] != 0 and c.get("final"))
 
 
+def serving(containers: list[dict]) -> list[dict]:
+    """The containers that count for readiness: app containers and native
+    sidecars (init containers that keep running beside them)."""
+    return [c for c in containers if not c.get("init") or c.get("sidecar")]
+
+
 def conditions(state: dict) -> list[dict]:
     containers = state.get("containers", [])
-    apps = [c for c in containers if not c.get("init")]
+    apps = serving(containers)
     initialized = bool(state.get("initialized"))
     all_ready = bool(apps) and all(c.get("ready") for c in apps)
     since = state.get("startTime") or state["pod"]["metadata"].get("creationTimestamp")
+    times = state.get("conditionTimes") or {}
 
     def cond(kind: str, ok: bool, reason: str | None = None) -> dict:
-        out = {"type": kind, "status": "True" if ok else "False", "lastTransitionTime": since}
+        out = {"type": kind, "status": "True" if ok else "False", "lastTransitionTime": times.get(kind, since)}
         if reason and not ok:
             out["reason"] = reason
         return out
@@ -143,7 +150,10 @@ def status_word(pod: dict) -> str:
     if status.get("reason") in ("SupervisorGone",):
         return "Unknown"
     inits = status.get("initContainerStatuses", [])
+    sidecars = sidecar_names(pod)
     for i, c in enumerate(inits):
+        if c["name"] in sidecars and c.get("started"):
+            continue  # a sidecar that is up is not holding initialisation back
         term = c["state"].get("terminated")
         if term and term.get("exitCode") == 0:
             continue
@@ -165,8 +175,15 @@ def status_word(pod: dict) -> str:
     return word
 
 
+def sidecar_names(pod: dict) -> set[str]:
+    return {c["name"] for c in pod["spec"].get("initContainers") or [] if c.get("restartPolicy") == "Always"}
+
+
 def ready_column(pod: dict) -> str:
+    """kubectl's READY: app containers and sidecars that are ready, of all of them."""
+    sidecars = sidecar_names(pod)
     apps = pod["status"].get("containerStatuses", [])
+    apps = [c for c in pod["status"].get("initContainerStatuses", []) if c["name"] in sidecars] + apps
     return f"{sum(1 for c in apps if c['ready'])}/{len(apps)}"
 
 

@@ -18,6 +18,10 @@ from .config import Config
 from .errors import MinipodError, NotRootError, StateError
 from .state import PodDir, PodTable, write_json_atomic
 
+# How long past the grace period a stop may take: the supervisor's SIGKILL,
+# the exit of what it killed, and giving back the pod's host resources.
+STOP_MARGIN = 10.0
+
 
 def require_root(what: str = "minipod") -> None:
     if os.geteuid() != 0:
@@ -158,6 +162,10 @@ class Runtime:
         for spec in publish:
             add_published_port(manifest.pods[0], spec)
         require_root("minipod run")
+        from .seccomp_localhost import check_pod_profiles
+
+        for pod in manifest.pods:  # before a pull: a missing or broken Localhost profile is a clear error
+            check_pod_profiles(pod, self.config.seccomp_dir)
         images = [self._resolve_images(pod, manifest.secrets) for pod in manifest.pods]
         for pod in manifest.pods:  # a taken hostPort is a clear error before anything exists
             self._check_host_ports(pod)
@@ -245,6 +253,10 @@ class Runtime:
         self.table.find(ref)
         return Pod(self, *split_ref(ref))
 
+    def events(self, ref: str) -> list[dict]:
+        """The pod's events, oldest first (see ``minipod.events``)."""
+        return self.table.find(ref).read().get("events", [])
+
     def pod_object(self, ref: str) -> dict:
         """The Pod JSON of ``inspect``."""
         from .podstatus import pod_object
@@ -267,34 +279,62 @@ class Runtime:
 
     # ------------------------------------------------------------ stop / rm
     def stop(self, ref: str, timeout: float | None = None) -> None:
-        """Stop gracefully: the supervisor sends each container its stop
-        signal, waits the grace period, then kills what is left."""
+        """Stop gracefully: each container's preStop hook, then its stop
+        signal, then SIGKILL once the grace period is over (``timeout``
+        seconds instead of the pod's terminationGracePeriodSeconds when
+        given). Returns as soon as every process is gone."""
+        self.stop_all([ref], timeout)
+
+    def stop_all(self, refs: list[str], timeout: float | None = None) -> None:
+        """Stop several pods at once: all are asked first, then waited for,
+        so their grace periods run side by side."""
         require_root("minipod stop")
-        pod_dir = self.table.find(ref)
-        state = pod_dir.read()
+        waiting = []
+        for ref in refs:
+            pod_dir = self.table.find(ref)
+            if self._signal_stop(ref, pod_dir, timeout):
+                spec = pod_dir.read()["pod"]["spec"]
+                grace = timeout if timeout is not None else float(spec.get("terminationGracePeriodSeconds", 30))
+                # The supervisor kills what is left when the grace period
+                # ends; the margin covers that and the release of host resources.
+                waiting.append((ref, pod_dir, time.monotonic() + grace + STOP_MARGIN))
+        late = []
+        for ref, pod_dir, limit in waiting:
+            while pod_dir.supervisor_alive():
+                if time.monotonic() > limit:
+                    late.append(ref)
+                    break
+                time.sleep(0.002)
+        if late:
+            raise StateError(f'pod {", ".join(late)} did not stop in time', hint="use 'minipod rm -f -t 0'")
+
+    def _signal_stop(self, ref: str, pod_dir: PodDir, timeout: float | None) -> bool:
+        """Ask a live supervisor to stop its pod; False if there is none."""
         if not pod_dir.supervisor_alive():
-            return
+            return False
         from .teardown import is_supervisor
 
-        pid = state.get("supervisorPid")
+        pid = pod_dir.read().get("supervisorPid")
         if not is_supervisor(pid):
             raise StateError(f'pod "{ref}": its supervisor cannot be found')
+        pod_dir.request_stop(timeout)
         os.kill(pid, signal.SIGTERM)
-        grace = float(state["pod"]["spec"].get("terminationGracePeriodSeconds", 30))
-        limit = time.monotonic() + (timeout if timeout is not None else grace + 10)
-        while pod_dir.supervisor_alive():
-            if time.monotonic() > limit:
-                raise StateError(f'pod "{ref}" did not stop in time', hint="use 'minipod rm -f'")
-            time.sleep(0.01)
+        return True
 
-    def remove(self, ref: str, force: bool = False) -> None:
+    def remove(self, ref: str, force: bool = False, timeout: float | None = None) -> None:
         """Remove a stopped pod and everything it made on the host; with
-        ``force``, kill it first (no grace period)."""
+        ``force``, stop it first (gracefully, within ``timeout`` seconds
+        if given; ``timeout=0`` kills at once)."""
         require_root("minipod rm")
         pod_dir = self.table.find(ref)
         if pod_dir.supervisor_alive():
             if not force:
                 raise StateError(f'pod "{ref}" is running', hint="stop it first, or use 'minipod rm -f'")
+            if timeout is None or timeout > 0:
+                try:
+                    self.stop(ref, timeout)
+                except StateError:
+                    pass  # what did not stop in time is killed below
         self._destroy(pod_dir)
 
     def _destroy(self, pod_dir: PodDir) -> None:
@@ -326,8 +366,9 @@ class Runtime:
                 remove_tree(path)
         remove_tree(pod_dir.path)
 
-    def down(self, source) -> list[str]:
-        """Stop and remove the pods a manifest describes; returns their names."""
+    def down(self, source, timeout: float | None = None) -> list[str]:
+        """Stop (gracefully, see ``stop``) and remove the pods a manifest
+        describes; returns their names."""
         manifest = self.validate(source)
         require_root("minipod down")
         removed = []
@@ -338,9 +379,9 @@ class Runtime:
             except StateError:
                 continue
             try:
-                self.stop(ref)
+                self.stop(ref, timeout)
             except StateError:
-                pass
+                pass  # what did not stop in time is killed now
             self._destroy(pod_dir)
             removed.append(pod["metadata"]["name"])
         return removed

@@ -28,6 +28,7 @@ from .record import Record
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
 SUPERVISOR_LOG = "supervisor.log"
+STOP_REQUEST = "stop.json"
 
 
 def pod_key(namespace: str, name: str) -> str:
@@ -100,6 +101,22 @@ class PodDir(Record):
                 raise StateError(f"pod {self.key} already has a supervisor") from None
             raise KernelError.from_oserror("flock", exc, self.lock_path) from None
         return fd
+
+    def request_stop(self, grace: float | None) -> None:
+        """Leave the grace period for the supervisor to read when the stop
+        signal reaches it (``None``: the pod's own)."""
+        write_json_atomic(os.path.join(self.path, STOP_REQUEST), {"gracePeriodSeconds": grace})
+
+    def take_stop_request(self) -> float | None:
+        """The grace period a stop request asked for, read once."""
+        path = os.path.join(self.path, STOP_REQUEST)
+        try:
+            with open(path, "rb") as f:
+                grace = json.load(f).get("gracePeriodSeconds")
+            os.unlink(path)
+        except (OSError, ValueError, AttributeError):
+            return None
+        return float(grace) if isinstance(grace, (int, float)) and grace >= 0 else None
 
     def supervisor_alive(self) -> bool:
         """True while some process holds the lock (the supervisor)."""

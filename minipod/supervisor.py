@@ -1,12 +1,15 @@
 """The pod supervisor: one per pod, the parent of its processes.
 
-It plays the part of containerd's shim and podman's conmon: it builds the
-sandbox, starts the containers (init containers first, one at a time),
-writes their output to CRI log files, records state, applies the restart
-policy, stops the pod gracefully when asked (SIGTERM) and releases every
-host resource at the end. It is single-threaded: one ``selectors`` loop
-waits on the containers' output pipes and on a wake-up pipe fed by signal
-handlers, so reaping children never races with spawning them.
+It plays the part of containerd's shim and podman's conmon, and of the
+kubelet's pod worker: it builds the sandbox, starts the containers (init
+containers first, one at a time; native sidecars stay beside the app
+containers), writes their output to CRI log files, runs probes and
+lifecycle hooks, applies the restart policy with its back-off, records
+state and events, stops the pod gracefully when asked (preStop, the stop
+signal, the grace period, SIGKILL) and releases every host resource at the
+end. It is single-threaded: everything happens in one event loop
+(``eventloop.Loop``), so a reaped child, a probe's answer and a timer never
+race with each other.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import selectors
 import signal
 import time
 import uuid
 
 from . import podstatus, sandbox
 from .config import Config
-from .container import ImageInfo, Launch, container_plan, exec_failure, make_launch
+from .container import ImageInfo, container_plan, exec_failure, make_launch
+from .containerrun import BACKOFF_RESET_AFTER, ContainerRun, backoff_delay, exit_reason, should_restart
 from .errors import MinipodError
+from .events import EventLog
+from .eventloop import Loop, now
 from .logs import LogWriter, log_path
 from .plan import MNT_DETACH, MS_BIND
 from .state import PodDir
@@ -31,65 +36,9 @@ from .volumes import container_binds, prepare_volumes
 
 log = logging.getLogger("minipod.supervisor")
 
-# Kubernetes' crash-loop back-off: 10 s doubling up to 5 min; the first
-# restart is immediate; a container that ran 10 minutes is forgiven.
-BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET_AFTER = 10.0, 300.0, 600.0
-
-
-def backoff_delay(restarts: int) -> float:
-    if restarts <= 0:
-        return 0.0
-    return min(BACKOFF_START * 2 ** (restarts - 1), BACKOFF_MAX)
-
-
-def exit_reason(exit_code: int, oom: bool) -> str:
-    if oom:
-        return "OOMKilled"
-    return "Completed" if exit_code == 0 else "Error"
-
-
-class ContainerRun:
-    """A container's life across restarts, as the supervisor sees it."""
-
-    def __init__(self, spec: dict, field_path: str, image: ImageInfo, init: bool):
-        self.spec = spec
-        self.name = spec["name"]
-        self.field = field_path
-        self.image = image
-        self.init = init
-        self.pid: int | None = None
-        self.restarts = 0
-        self.state: dict = {"waiting": {"reason": "ContainerCreating" if not init else "PodInitializing"}}
-        self.last_state: dict = {}
-        self.started = False
-        self.final = False  # terminated and will not be restarted
-        self.container_id = ""
-        self.started_at = 0.0
-        self.next_start: float | None = None
-        self.backoff_restarts = 0  # restarts that count for the back-off (reset after a good run)
-        self.attempted = False  # at least one start was tried (run -d waits for this)
-        self.start_error: str | None = None
-        self.pipes: dict[int, str] = {}  # read fd -> stream name
-        self.writer: LogWriter | None = None
-        self.launch: Launch | None = None
-        self.cgroup_procs: list[str] = []
-        self.oom_kills_at_start = 0  # the cgroup outlives a restart; so does its OOM counter
-        self.log_path = ""
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
-
-    def record(self) -> dict:
-        return {
-            "name": self.name, "init": self.init, "image": self.spec["image"],
-            "imageID": self.image.image_id_ref, "containerID": self.container_id,
-            "pid": self.pid, "restartCount": self.restarts, "state": self.state,
-            "lastState": self.last_state, "ready": self.running and not self.init,
-            "started": self.started, "final": self.final, "logPath": self.log_path,
-            "launch": self.launch.to_record() if self.launch else None,
-            "cgroupProcs": self.cgroup_procs,
-        }
+# kubelet gives a preStop hook that used up the grace period this much more
+# after the stop signal, before SIGKILL.
+PRE_STOP_EXTRA_GRACE = 2.0
 
 
 class Supervisor:
@@ -125,19 +74,28 @@ class Supervisor:
             "cgroupId": self.cgroup_id, "cgroupParent": config.cgroup_parent,
             "bridge": config.bridge, "subnet": config.subnet,
             "hostIP": None, "podIP": None, "initialized": not any(r.init for r in self.runs),
+            "conditionTimes": {},
         }
-        self.selector = selectors.DefaultSelector()
+        self.events = EventLog(self.state.setdefault("events", []))
+        self.loop = Loop()
         self.cgroup = None
         self.volumes: dict = {}
         self.pause_pid: int | None = None
         self.pause_fds: dict[str, int] = {}
+        self.host_net_fd: int | None = None
         self.pod_files: dict[str, str] = {}
         self.shm_dir: str | None = None
-        self.stop_requested = False
+        self.stop_requested = False   # asked to stop (SIGTERM): the phase stays what it was
+        self.terminating = False      # stopping, or winding down sidecars after the app containers
         self.stop_deadline: float | None = None
-        self.signals: list[int] = []
+        self.stop_timer = None
         self.done = False
         self.dirty = True  # state.json is behind what the supervisor knows
+        self.condition_status: dict[str, str] = {}
+
+    @property
+    def apps(self) -> list[ContainerRun]:
+        return [r for r in self.runs if not r.init]
 
     # ----------------------------------------------------------- state
     def save(self) -> None:
@@ -146,7 +104,22 @@ class Supervisor:
         if not self.stop_requested or self.done:
             self.state["phase"] = podstatus.pod_phase(self.state["containers"], self.restart_policy,
                                                       self.state["initialized"])
+        self.note_condition_transitions()
         self.pod_dir.write(self.state)
+
+    def note_condition_transitions(self) -> None:
+        """Keep when each condition last changed, as the API server does."""
+        stamp = None
+        for cond in podstatus.conditions(self.state):
+            kind, status = cond["type"], cond["status"]
+            if self.condition_status.get(kind) != status:
+                self.condition_status[kind] = status
+                stamp = stamp or podstatus.now_rfc3339()
+                self.state["conditionTimes"][kind] = stamp
+
+    def event(self, kind: str, reason: str, message: str, run: ContainerRun | None = None) -> None:
+        self.events.add(kind, reason, message, run.name if run else "")
+        self.dirty = True
 
     def tell_caller(self, message: dict) -> None:
         """Report the start's outcome to the waiting ``run`` (once)."""
@@ -206,9 +179,18 @@ class Supervisor:
             self.pause_pid = _sys.spawn(plan)
         finally:
             os.close(devnull)
+        self.loop.watch_child(self.pause_pid, self.pause_exited)
         for ns in self.shape.owned():
             self.pause_fds[ns] = os.open(f"/proc/{self.pause_pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+        if "net" in self.pause_fds:
+            # Probes open their sockets in the pod and come back here.
+            self.host_net_fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         self.state["namespaces"] = {"pause": sandbox.namespace_inodes(self.pause_pid)}
+
+    def pause_exited(self, status: int) -> None:
+        log.warning("pause process %d exited (status %#x)", self.pause_pid, status)
+        self.pause_pid = None
+        self.dirty = True
 
     def connect_network(self) -> None:
         """An address on the bridge for the pause's network namespace, and
@@ -227,17 +209,26 @@ class Supervisor:
         self.state["podIP"] = net.ip
 
     # ----------------------------------------------------------- containers
+    def schedule_start(self, run: ContainerRun, delay: float = 0.0) -> None:
+        if run.start_timer is None and not self.terminating:
+            run.start_timer = self.loop.call_later(delay, lambda: self.start(run))
+
     def start(self, run: ContainerRun) -> None:
         """Spawn one container. A failure to start (no such executable, a
         volume that cannot be mounted) is the container's terminated state,
         as in Kubernetes, not the supervisor's end."""
         from . import _sys
 
-        run.next_start = None
+        run.start_timer = None
+        if self.terminating:
+            return
         if run.attempted:  # counted when it happens, as kubelet counts restarts
             run.restarts += 1
+        else:
+            self.event("Normal", "Pulled", f'Container image "{run.spec["image"]}" already present on machine', run)
         run.attempted = True
         run.start_error = None
+        run.new_instance()
         self.dirty = True
         run.container_id = uuid.uuid4().hex
         run.log_path = log_path(self.config.logs_dir, self.pod["metadata"]["namespace"],
@@ -256,7 +247,8 @@ class Supervisor:
         staged: list[str] = []
         try:
             run.launch = make_launch(self.pod, run.spec, run.field, run.image, self.hostname,
-                                     self.config_maps, self.secrets, self.field_status())
+                                     self.config_maps, self.secrets, self.field_status(),
+                                     seccomp_dir=self.config.seccomp_dir)
             binds, staged = container_binds(run.spec, run.field, self.volumes, run.launch.env,
                                             os.path.join(layer_dir, "subpaths"),
                                             lambda src, dst: _sys.mount(src, dst, None, MS_BIND))
@@ -291,12 +283,20 @@ class Supervisor:
         for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
             os.set_blocking(fd, False)
             run.pipes[fd] = stream
-            self.selector.register(fd, selectors.EVENT_READ, run)
-        run.started_at = time.time()
-        run.started = True
+            self.loop.add_reader(fd, lambda fd=fd: self.read_pipe(run, fd))
+        self.loop.watch_child(run.pid, lambda status: self.container_exited(run, status))
+        run.started_at, run.started_mono = time.time(), now()
+        run.has_run = True
         run.state = {"running": {"startedAt": podstatus.now_rfc3339()}}
         self.state.setdefault("namespaces", {})[run.name] = sandbox.namespace_inodes(run.pid)
         log.info("started container %s as pid %d", run.name, run.pid)
+        self.event("Normal", "Created", f"Created container: {run.name}", run)
+        self.event("Normal", "Started", f"Started container {run.name}", run)
+        post_start = run.lifecycle.get("postStart")
+        if post_start:
+            run.hook = self.run_handler(run, post_start, None, lambda result: self.post_start_done(run, result))
+        else:
+            self.begin_probes(run)
 
     def note_warnings(self, warnings: list[str]) -> None:
         """Keep what could not be enforced (a controller the host lacks) in
@@ -320,34 +320,20 @@ class Supervisor:
         message = (run.launch and exec_failure(run.launch.argv[0], exc)) or str(exc)
         log.warning("container %s failed to start: %s", run.name, message)
         run.start_error = message
-        now = podstatus.now_rfc3339()
+        stamp = podstatus.now_rfc3339()
         run.state = {"terminated": {"exitCode": 128, "reason": "StartError", "message": message,
-                                    "startedAt": now, "finishedAt": now,
+                                    "startedAt": stamp, "finishedAt": stamp,
                                     "containerID": f"minipod://{run.container_id}"}}
+        self.event("Warning", "Failed", f"Error: {message}", run)
         if run.writer:
             run.writer.close()
             run.writer = None
         self.after_exit(run, 128)
 
-    def reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            if pid == self.pause_pid:
-                log.warning("pause process %d exited (status %#x)", pid, status)
-                self.pause_pid = None
-                continue
-            run = next((r for r in self.runs if r.pid == pid), None)
-            if run is not None:
-                self.container_exited(run, status)
-
     def container_exited(self, run: ContainerRun, status: int) -> None:
         self.drain(run)
         run.pid = None
+        self.end_instance(run)
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
             code, term = 128 + sig, {"signal": sig}
@@ -368,43 +354,62 @@ class Supervisor:
         log.info("container %s exited with %d", run.name, code)
         self.after_exit(run, code)
 
+    def end_instance(self, run: ContainerRun) -> None:
+        """The process is gone: so is everything that belonged to it."""
+        for attr in ("probes", "hook"):
+            part = getattr(run, attr)
+            if part is not None:
+                (part.stop if attr == "probes" else part.cancel)()
+                setattr(run, attr, None)
+        if run.kill_timer is not None:
+            run.kill_timer.cancel()
+            run.kill_timer = None
+        run.stopping = False
+
     def after_exit(self, run: ContainerRun, code: int) -> None:
-        """Apply the restart policy (init containers restart unless Never,
-        and only on failure)."""
+        """Apply the restart policy, then see what the exit means for the
+        pod: the next init container, the sidecars' wind-down, the end."""
         self.dirty = True
-        if self.stop_requested:
+        if self.terminating or not should_restart(self.restart_policy, run.init, run.sidecar, code):
             run.final = True
-            return
-        policy = self.restart_policy
-        if run.init:
-            restart = code != 0 and policy != "Never"
-        else:
-            restart = policy == "Always" or (policy == "OnFailure" and code != 0)
-        if not restart:
-            run.final = True
-            if run.init and code == 0:
+            if run.init and not run.sidecar and code == 0:
                 self.start_next_init()
-            return
-        if run.started_at and time.time() - run.started_at > BACKOFF_RESET_AFTER:
-            run.backoff_restarts = 0
-        run.last_state = run.state
-        delay = backoff_delay(run.backoff_restarts)
-        run.backoff_restarts += 1
-        run.next_start = time.time() + delay
-        if delay:
-            run.state = {"waiting": {"reason": "CrashLoopBackOff", "message":
-                                     f"back-off {int(delay)}s restarting failed container={run.name}"}}
+        else:
+            if run.started_at and time.time() - run.started_at > BACKOFF_RESET_AFTER:
+                run.backoff_restarts = 0
+            run.last_state = run.state
+            delay = backoff_delay(run.backoff_restarts)
+            run.backoff_restarts += 1
+            if delay:
+                message = f"back-off {int(delay)}s restarting failed container={run.name}"
+                run.state = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
+                pod = f"{self.pod['metadata']['name']}_{self.pod['metadata']['namespace']}({self.uid})"
+                self.event("Warning", "BackOff", f"Back-off restarting failed container {run.name} in pod {pod}", run)
+            self.schedule_start(run, delay)
+        if self.terminating:
+            self.advance_stop()
+        else:
+            self.wind_down_if_done()
 
     def start_next_init(self) -> None:
+        """Init containers run one at a time, in order: a regular one must
+        complete, a sidecar must have started; then the app containers."""
         for run in self.runs:
-            if run.init and not run.final:
-                if run.pid is None and run.next_start is None:
-                    run.next_start = time.time()
-                return
-        self.state["initialized"] = True
-        for run in self.runs:
-            if not run.init and not run.attempted and run.next_start is None:
-                run.next_start = time.time()
+            if not run.init:
+                continue
+            done = run.ever_started if run.sidecar else (run.final and "terminated" in run.state
+                                                         and run.state["terminated"]["exitCode"] == 0)
+            if done:
+                continue
+            if not run.attempted:
+                self.schedule_start(run)
+            return
+        if not self.state["initialized"]:
+            self.state["initialized"] = True
+            self.dirty = True
+        for run in self.apps:
+            if not run.attempted:
+                self.schedule_start(run)
 
     def drain(self, run: ContainerRun) -> None:
         for fd in list(run.pipes):
@@ -425,7 +430,7 @@ class Supervisor:
                 run.writer.write(stream, data)
                 continue
             # EOF, or (at exit) nothing more to read now
-            self.selector.unregister(fd)
+            self.loop.forget(fd)
             os.close(fd)
             del run.pipes[fd]
             if not run.pipes and run.writer:
@@ -433,38 +438,196 @@ class Supervisor:
                 run.writer = None
             return
 
+    # ----------------------------------------------------------- hooks and probes
+    def check_context(self, run: ContainerRun):
+        from .probes.checks import CheckContext
+
+        ports = tuple((p["name"], p["containerPort"]) for p in run.spec.get("ports") or [] if p.get("name"))
+        return CheckContext(
+            loop=self.loop, default_host=self.state.get("podIP") if self.shape.net else "127.0.0.1",
+            net_fd=self.pause_fds.get("net"), host_net_fd=self.host_net_fd, port_names=ports,
+            spawn_exec=lambda argv, out_fd: self.spawn_in(run, argv, out_fd))
+
+    def spawn_in(self, run: ContainerRun, argv: list[str], out_fd: int) -> int:
+        """A hook's or probe's command, inside the running container; its
+        exit is reaped by the loop like any child of ours."""
+        from .podexec import spawn_in_container
+
+        devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return spawn_in_container(run.record(), argv, (devnull, out_fd, out_fd), tty=False)
+        finally:
+            os.close(devnull)
+
+    def run_handler(self, run: ContainerRun, handler: dict, timeout: float | None, on_done):
+        from .probes.checks import start_check
+
+        try:
+            check = start_check(self.check_context(run), handler, timeout, on_done)
+        except MinipodError as exc:  # a port name that resolves to nothing, say
+            from .probes.result import Result
+
+            on_done(Result(False, str(exc)))
+            return None
+        return None if check.done else check
+
+    def post_start_done(self, run: ContainerRun, result) -> None:
+        """kubelet's rule: a failed postStart hook kills the container."""
+        run.hook = None
+        if not result.ok:
+            message = f"PostStartHook failed: {result.message}".strip()
+            self.event("Warning", "FailedPostStartHook", message, run)
+            self.event("Normal", "Killing", f"FailedPostStartHook: stopping container {run.name}", run)
+            self.stop_container(run, self.grace)
+            return
+        run.post_started = True
+        self.dirty = True
+        self.begin_probes(run)
+
+    def begin_probes(self, run: ContainerRun) -> None:
+        if not run.probe_specs:
+            self.container_started(run)
+            return
+        from .probes.runner import ContainerProbes
+
+        run.probes = ContainerProbes(self.loop, self.check_context(run), run.probe_specs,
+                                     _RunProbeListener(self, run), run.started_mono)
+        run.probes.start()
+
+    def container_started(self, run: ContainerRun) -> None:
+        """Past postStart and the startup probe: the container is "started"."""
+        run.startup_passed = True
+        self.dirty = True
+        if run.sidecar and not run.ever_started:
+            run.ever_started = True
+            self.start_next_init()
+
+    def probe_failed(self, run: ContainerRun, spec, message: str) -> None:
+        """A liveness or startup probe failed for good: kubelet kills the
+        container, and the restart policy decides what comes next."""
+        self.event("Normal", "Killing", f"Container {run.name} failed {spec.kind} probe, will be restarted", run)
+        self.stop_container(run, spec.grace if spec.grace is not None else self.grace)
+
     # ----------------------------------------------------------- stopping
-    def request_stop(self) -> None:
+    def stop_container(self, run: ContainerRun, grace: float) -> None:
+        """preStop, then the stop signal, then SIGKILL once ``grace`` is over."""
+        if run.pid is None or run.stopping:
+            return
+        run.stopping = True
+        self.dirty = True
+        if run.probes is not None:
+            run.probes.stop()
+            run.probes = None
+        if run.hook is not None:  # a postStart still running is abandoned
+            run.hook.cancel()
+            run.hook = None
+        if grace <= 0:
+            self.kill_container(run)
+            return
+        run.kill_timer = self.loop.call_later(grace, lambda: self.grace_over(run))
+        pre_stop = run.lifecycle.get("preStop")
+        if pre_stop:
+            run.hook = self.run_handler(run, pre_stop, None, lambda result: self.pre_stop_done(run, result))
+        else:
+            _signal(run.pid, _stop_signal(run))
+
+    def pre_stop_done(self, run: ContainerRun, result) -> None:
+        run.hook = None
+        if not result.ok:
+            self.event("Warning", "FailedPreStopHook", f"PreStopHook failed: {result.message}".strip(), run)
+        if run.pid is not None:
+            _signal(run.pid, _stop_signal(run))
+
+    def grace_over(self, run: ContainerRun) -> None:
+        run.kill_timer = None
+        if run.hook is not None:
+            # The preStop hook used up the grace period: the stop signal
+            # still comes, with a short extra grace (as kubelet gives).
+            run.hook.cancel()
+            run.hook = None
+            _signal(run.pid, _stop_signal(run))
+            run.kill_timer = self.loop.call_later(PRE_STOP_EXTRA_GRACE, lambda: self.kill_container(run))
+            return
+        self.kill_container(run)
+
+    def kill_container(self, run: ContainerRun) -> None:
+        if run.pid is not None:
+            _signal(run.pid, signal.SIGKILL)
+        try:  # whatever else it left in its cgroup (its own children, an exec)
+            self.cgroup.child(run.name).kill_all(signal.SIGKILL)
+        except Exception as exc:
+            log.warning("kill container %s: %s", run.name, exc)
+
+    def request_stop(self, grace: float | None = None) -> None:
+        """Stop the pod: app containers first (each preStop, then its stop
+        signal), sidecars after them in reverse order, all within the grace
+        period; SIGKILL for whatever is left when it ends."""
         if self.stop_requested:
             return
-        log.info("stopping the pod (grace period %ss)", self.grace)
+        grace = self.grace if grace is None else grace
+        log.info("stopping the pod (grace period %ss)", grace)
         self.stop_requested = True
+        self.begin_termination(grace)
+
+    def begin_termination(self, grace: float) -> None:
+        self.terminating = True
         self.dirty = True
         for run in self.runs:
-            run.next_start = None
-            if run.pid is None and not run.final and "terminated" not in run.state:
-                run.state = {"waiting": {"reason": "Terminating"}}
+            if run.start_timer is not None:
+                run.start_timer.cancel()
+                run.start_timer = None
             if run.pid is None:
+                if not run.final and "terminated" not in run.state:
+                    run.state = {"waiting": {"reason": "Terminating"}}
                 run.final = True
-            else:
-                _signal(run.pid, _stop_signal(run))
-        self.stop_deadline = time.time() + self.grace
+        self.stop_deadline = now() + grace
+        self.stop_timer = self.loop.call_at(self.stop_deadline, self.kill_remaining)
+        self.advance_stop()
+
+    def advance_stop(self) -> None:
+        """The next step of the pod's termination, after each exit."""
+        remaining = max(0.0, self.stop_deadline - now())
+        first_wave = [r for r in self.runs if r.running and not r.sidecar]
+        for run in first_wave:
+            if not run.stopping:
+                self.event("Normal", "Killing", f"Stopping container {run.name}", run)
+                self.stop_container(run, remaining)
+        if first_wave:
+            return
+        sidecars = [r for r in self.runs if r.running and r.sidecar]
+        if sidecars and not any(r.stopping for r in sidecars):
+            last = sidecars[-1]  # sidecars stop in the reverse of their start order
+            self.event("Normal", "Killing", f"Stopping container {last.name}", last)
+            self.stop_container(last, remaining)
+
+    def wind_down_if_done(self) -> None:
+        """Once the pod's outcome is settled (its app containers completed
+        for good, or an init container failed for good), its sidecars are
+        stopped: they serve the app containers and must not keep the pod
+        alive."""
+        if self.terminating or not any(r.sidecar and (r.running or r.start_timer) for r in self.runs):
+            return
+        records = [r.record() for r in self.runs]
+        if podstatus.pod_phase(records, self.restart_policy, self.state["initialized"]) in ("Succeeded", "Failed"):
+            self.begin_termination(self.grace)
 
     def kill_remaining(self) -> None:
+        self.stop_timer = None
         for run in self.runs:
-            if run.pid is not None:
-                _signal(run.pid, signal.SIGKILL)
-        if self.cgroup is not None:
-            for run in self.runs:
-                try:
-                    self.cgroup.child(run.name).kill_all(signal.SIGKILL)
-                except Exception as exc:
-                    log.warning("kill container %s: %s", run.name, exc)
+            if run.hook is not None:
+                run.hook.cancel()
+                run.hook = None
+            if run.running:
+                self.kill_container(run)
 
     def finished(self) -> bool:
-        """Stopped, or every container is done for good."""
-        if self.stop_requested:
-            return all(r.pid is None for r in self.runs)
+        """Every process is gone and none will be started again."""
+        if any(r.running or r.pipes for r in self.runs):
+            return False
+        if self.terminating:
+            return True
+        if any(r.start_timer is not None for r in self.runs):
+            return False
         records = [r.record() for r in self.runs]
         return podstatus.pod_phase(records, self.restart_policy, self.state["initialized"]) \
             in ("Succeeded", "Failed")
@@ -472,78 +635,48 @@ class Supervisor:
     def start_outcome(self) -> dict | None:
         """What ``run`` waits for: every app container tried once (or the
         pod over before that)."""
-        apps = [r for r in self.runs if not r.init]
-        if not (self.state["initialized"] and all(r.attempted for r in apps)) and not self.finished():
+        if not (self.state["initialized"] and all(r.attempted for r in self.apps)) and not self.finished():
             return None
         failures = {r.name: r.start_error for r in self.runs if r.start_error}
         return {"ok": True, "failures": failures}
 
     # ----------------------------------------------------------- the loop
-    def on_signal(self, signum, frame) -> None:
-        self.signals.append(signum)
+    def handle_signals(self) -> None:
+        for signum in self.loop.take_signals():
+            if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                self.request_stop(self.pod_dir.take_stop_request())
 
-    def loop(self, wake_r: int) -> None:
+    def main_loop(self) -> None:
         while True:
-            now = time.time()
-            for run in self.runs:
-                if run.next_start is not None and run.next_start <= now and not self.stop_requested:
-                    self.start(run)
+            self.handle_signals()
             if self.ready_fd is not None:
                 outcome = self.start_outcome()
                 if outcome:
                     self.save()
                     self.tell_caller(outcome)
-            if self.stop_deadline and now >= self.stop_deadline:
-                self.kill_remaining()
-                self.stop_deadline = None
-            if self.finished() and not any(r.pipes for r in self.runs):
+            if self.finished():
                 return
             if self.dirty:
                 self.dirty = False
                 self.save()
-            timeout = self.next_timeout(now)
-            for key, _ in self.selector.select(timeout):
-                if key.fd == wake_r:
-                    _drain_wakeup(wake_r)
-                    continue
-                run = key.data
-                if key.fd in run.pipes:
-                    self.read_pipe(run, key.fd)
-            signals, self.signals = self.signals, []
-            for signum in signals:
-                if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                    self.request_stop()
-            self.reap()
-            if self.finished():
-                for run in self.runs:
-                    self.drain(run)
-
-    def next_timeout(self, now: float) -> float | None:
-        times = [r.next_start for r in self.runs if r.next_start is not None]
-        if self.stop_deadline:
-            times.append(self.stop_deadline)
-        if not times:
-            return None
-        return max(0.0, min(times) - now)
+            self.loop.run_once()
 
     def teardown(self) -> None:
         """Stop whatever still runs and give every host resource back. The
         pod's directory, logs and state stay until ``rm``."""
         if self.pause_pid:
+            self.loop.watch_child(self.pause_pid, lambda status: None)  # expected now
             _signal(self.pause_pid, signal.SIGKILL)
-        for fd in self.pause_fds.values():
-            os.close(fd)
-        self.pause_fds = {}
+        for fd in [*self.pause_fds.values(), self.host_net_fd]:
+            if fd is not None:
+                os.close(fd)
+        self.pause_fds, self.host_net_fd = {}, None
         release_host_resources(self.config, self.state)
-        self.reap()
+        self.loop.reap()
         self.pause_pid = None
 
     def run(self) -> int:
-        wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, self.on_signal)
-        self.selector.register(wake_r, selectors.EVENT_READ, None)
+        self.loop.catch_signals(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         try:
             try:
                 self.build_sandbox()
@@ -557,13 +690,34 @@ class Supervisor:
                                   "hint": getattr(exc, "hint", None)})
                 return 1
             self.start_next_init()
-            self.loop(wake_r)
+            self.main_loop()
         finally:
             self.done = True
             self.teardown()
             self.save()
             self.tell_caller({"ok": True})
+            self.loop.close()
         return 0
+
+
+class _RunProbeListener:
+    """What a container's probes tell the supervisor, about that container."""
+
+    def __init__(self, supervisor: Supervisor, run: ContainerRun):
+        self.supervisor, self.run = supervisor, run
+
+    def probe_started(self) -> None:
+        self.supervisor.container_started(self.run)
+
+    def probe_ready(self, ready: bool) -> None:
+        self.run.readiness = ready
+        self.supervisor.dirty = True
+
+    def probe_failed(self, spec, message: str) -> None:
+        self.supervisor.probe_failed(self.run, spec, message)
+
+    def probe_event(self, kind: str, reason: str, message: str) -> None:
+        self.supervisor.event(kind, reason, message, self.run)
 
 
 def pod_ports(pod: dict) -> list[dict]:
@@ -593,14 +747,6 @@ def _signal(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
     except ProcessLookupError:
-        pass
-
-
-def _drain_wakeup(fd: int) -> None:
-    try:
-        while os.read(fd, 512):
-            pass
-    except BlockingIOError:
         pass
 
 

@@ -27,7 +27,6 @@ NO_CONTROLLERS = "there are no controllers on a single host"
 # Valid Kubernetes that minipod will honour but does not yet: a warning says
 # so, rather than silence that would look like it worked.
 NOT_YET = "not implemented by minipod yet"
-PROBES_NOT_YET = "probes are not run yet: containers count as ready once started"
 
 # -- ObjectMeta ----------------------------------------------------------------
 
@@ -235,10 +234,10 @@ CONTAINER_FIELDS = {
     "restartPolicy": Str(one_of("Always")),
     "volumeMounts": ListOf(VOLUME_MOUNT),
     "volumeDevices": Unsupported("raw block devices come from persistentVolumeClaim volumes"),
-    "livenessProbe": Ignored(PROBE, PROBES_NOT_YET),
-    "readinessProbe": Ignored(PROBE, PROBES_NOT_YET),
-    "startupProbe": Ignored(PROBE, PROBES_NOT_YET),
-    "lifecycle": Ignored(LIFECYCLE, "lifecycle hooks are not run yet"),
+    "livenessProbe": PROBE,
+    "readinessProbe": PROBE,
+    "startupProbe": PROBE,
+    "lifecycle": LIFECYCLE,
     "terminationMessagePath": Ignored(Str(names.absolute_path_error), NOT_YET,
                                       harmless=("/dev/termination-log",)),
     "terminationMessagePolicy": Ignored(Str(one_of("File", "FallbackToLogsOnError")), NOT_YET,

@@ -149,7 +149,7 @@ class Env:
         rt = self.runtime()
         for pod in rt.pods():
             try:
-                pod.remove(force=True)
+                pod.remove(force=True, timeout=0)
             except Exception:
                 pass
 

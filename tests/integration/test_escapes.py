@@ -125,7 +125,7 @@ def test_host_processes_can_be_neither_seen_nor_signalled(mpe):
         assert res.returncode != 0 and b"No such process" in res.stderr
         assert _sh(pod, "readlink /proc/1/exe").text.strip() == "/bin/busybox"  # pid 1 is the container's
         assert host.poll() is None
-        pod.remove()
+        pod.remove(timeout=0)
     finally:
         host.kill()
         host.wait()
@@ -152,7 +152,7 @@ def test_kernel_interfaces_are_masked_or_read_only(mpe):
     if os.path.exists("/proc/sysrq-trigger"):
         res = _sh(pod, "echo h > /proc/sysrq-trigger")
         assert res.returncode != 0 and b"Read-only file system" in res.stderr
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_mount_module_and_hostname_are_refused(mpe):
@@ -168,7 +168,7 @@ def test_mount_module_and_hostname_are_refused(mpe):
     assert res.returncode != 0 and b"Operation not permitted" in res.stderr
     assert _sh(pod, "hostname").text.strip() == "escape"  # the pod's own UTS name
     assert open("/proc/sys/kernel/hostname").read() == host_name
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_a_device_node_made_in_the_container_cannot_be_opened(mpe):
@@ -183,7 +183,7 @@ def test_a_device_node_made_in_the_container_cannot_be_opened(mpe):
     assert _sh(pod, f"mknod /tmp/disk b {major} {minor}").returncode == 0  # making it is allowed...
     assert _tool(pod, "open", "/tmp/disk") == f"errno={errno.EPERM}"  # ...using it is not
     assert _tool(pod, "open", "/dev/null") == "ok"  # default devices still work
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def _host_can_open(path: str) -> bool:
@@ -210,7 +210,7 @@ def test_the_old_root_and_host_root_are_out_of_reach(mpe, tmp_path):
     assert res.returncode != 0 and b"Operation not permitted" in res.stderr
     res = _sh(pod, "nsenter -t 1 -m true")  # no way into another mount namespace either
     assert res.returncode != 0
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_writes_never_reach_the_image_layers(mpe):
@@ -221,11 +221,11 @@ def test_writes_never_reach_the_image_layers(mpe):
     assert _sh(pod, "cat /bin/busybox-note", container="other").returncode != 0
     assert "x::0:0" not in _sh(pod, "cat /etc/passwd", container="other").text
     assert _tool(pod, "euid", container="other").startswith("euid=")
-    pod.remove()
+    pod.remove(timeout=0)
     pod = _pod(mpe, name="escape2")  # a new pod from the same image: pristine too
     assert _sh(pod, "test -e /bin/busybox-note").returncode != 0
     assert _tool(pod, "euid").startswith("euid=")
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_setuid_binary_gives_nothing_with_no_new_privs(mpe):
@@ -234,11 +234,11 @@ def test_setuid_binary_gives_nothing_with_no_new_privs(mpe):
     assert _sh(pod, "grep NoNewPrivs /proc/self/status").text.split() == ["NoNewPrivs:", "1"]
     assert _sh(pod, "id -u").text.strip() == "1000"
     assert pod.exec("app", ["suid-mptool", "euid"]).text.strip() == "euid=1000"
-    pod.remove()
+    pod.remove(timeout=0)
     # The same program without no_new_privs does raise: the attack is real.
     pod = _pod(mpe, name="escape3", container_extra="securityContext: {runAsUser: 1000}")
     assert pod.exec("app", ["suid-mptool", "euid"]).text.strip() == "euid=0"
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def _status(pod, container: str = "app") -> dict[str, str]:
@@ -263,7 +263,7 @@ def test_runtime_default_seccomp_refuses_user_namespaces_and_keys(mpe):
     assert res.returncode != 0 and b"Operation not permitted" in res.stderr
     # Ordinary work goes on: fork, exec, pipes, background jobs.
     assert _sh(pod, "echo a | sed s/a/b/ & wait", "other").text == "b\n"
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_security_context_shows_in_id_and_status(mpe):
@@ -280,7 +280,7 @@ def test_security_context_shows_in_id_and_status(mpe):
     assert status["NoNewPrivs"] == "1" and status["Seccomp"] == "2"
     assert status["CapEff"] == status["CapPrm"] == "0000000000000000"  # non-root: none effective
     assert status["CapBnd"] == f"{1 << 10:016x}"  # NET_BIND_SERVICE only
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 # ------------------------------------------------ symlinks planted in the image
@@ -339,7 +339,7 @@ def test_image_hosts_symlink_to_a_host_path_creates_nothing_on_the_host(mpi, bus
     assert not victim.exists() and os.listdir(host_dir) == []
     # The pod's hosts file is mounted where the symlink leads inside the container.
     assert "localhost" in _sh(pod, f"cat /etc/hosts {victim}").text
-    pod.remove()
+    pod.remove(timeout=0)
     assert not victim.exists() and os.listdir(host_dir) == []
 
 
@@ -356,7 +356,7 @@ def test_image_hosts_symlink_to_a_missing_dir_fails_cleanly(mpi, busybox_rootfs,
     failed = pod.container_status("app")["lastState"]["terminated"]
     assert failed["reason"] == "StartError" and not pod.ready
     assert "etc/hosts (resolved inside the container root)): No such file or directory" in failed["message"]
-    pod.remove(force=True)
+    pod.remove(force=True, timeout=0)
     assert not victim.exists() and os.listdir(host_dir) == []
 
 
@@ -371,7 +371,7 @@ def test_image_etc_symlink_to_root_creates_nothing_on_the_host(mpi, busybox_root
     # Inside, /etc is "/": the volume and the pod's files land in the container's root.
     assert _sh(pod, f"test -d {host_path} && touch {host_path}/x").returncode == 0
     assert "localhost" in _sh(pod, "cat /etc/hosts").text
-    pod.remove()
+    pod.remove(timeout=0)
     assert not host_path.exists()
 
 
@@ -386,5 +386,5 @@ def test_image_etc_symlink_to_a_host_dir_creates_no_file_there(mpi, busybox_root
     pod.wait(lambda p: p.ready, timeout=10)
     assert os.listdir(host_dir) == []
     assert "localhost" in _sh(pod, f"cat /etc/hosts {host_dir}/hosts").text
-    pod.remove()
+    pod.remove(timeout=0)
     assert os.listdir(host_dir) == []

@@ -23,7 +23,7 @@ def test_kubia_answers_with_its_hostname(mpi):
     res = _until(lambda: (r := pod.exec("kubia", ["wget", "-q", "-O", "-", "http://localhost:8080/"]))
                  .returncode == 0 and r)
     assert res and res.text == "You've hit kubia\n"
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_sidecar_ships_the_apps_log(mpi):
@@ -31,7 +31,7 @@ def test_sidecar_ships_the_apps_log(mpi):
     pod.wait_ready(10)
     lines = _until(lambda: [line for line in pod.logs("shipper") if "request 2 served" in line], timeout=8)
     assert lines, list(pod.logs("shipper"))
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_init_container_prepares_content(mpi):
@@ -41,7 +41,7 @@ def test_init_container_prepares_content(mpi):
     res = _until(lambda: (r := pod.exec("web", ["wget", "-q", "-O", "-", "http://localhost:8080/"]))
                  .returncode == 0 and r)
     assert res and "Prepared by the init container" in res.text
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_adapter_answers_health_from_app_metrics(mpi):
@@ -50,4 +50,4 @@ def test_adapter_answers_health_from_app_metrics(mpi):
     res = _until(lambda: (r := pod.exec("adapter", ["wget", "-q", "-O", "-", "http://localhost:9090/cgi-bin/health"]))
                  .returncode == 0 and "healthy:" in r.text and r)
     assert res and res.text.startswith("healthy: app reports app_up 1"), res and res.text
-    pod.remove()
+    pod.remove(timeout=0)

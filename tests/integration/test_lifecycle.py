@@ -52,7 +52,7 @@ spec:
     inits = pod.status["initContainerStatuses"]
     assert [c["state"]["terminated"]["reason"] for c in inits] == ["Completed", "Completed"]
     assert pod.status["conditions"][1] == {**pod.status["conditions"][1], "type": "Initialized", "status": "True"}
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_failing_init_container_with_never_fails_the_pod(mpi):
@@ -72,7 +72,7 @@ spec:
     status = pod.status
     assert status["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
     assert "running" not in status["containerStatuses"][0]["state"]  # never started
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_restart_policies_and_exit_codes(mpi):
@@ -98,7 +98,7 @@ spec:
     assert c["state"]["terminated"]["reason"] == "Completed"
     assert list(pod.logs("once")) == ["second\n"]
     assert list(pod.logs("once", previous=True)) == ["first\n"]
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_foreground_run_exit_code_and_prefixed_output(mpi, tmp_path):
@@ -136,7 +136,7 @@ spec:
     pod.wait_phase("Failed", timeout=5)
     term = pod.container_status("app")["state"]["terminated"]
     assert term["reason"] == "StartError" and "executable file not found" in term["message"]
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_stop_is_graceful_then_rm(mpi):
@@ -165,7 +165,7 @@ def test_stop_kills_after_grace_period(mpi):
     assert time.monotonic() - started >= 0.9
     term = pod.container_status("main")["state"]["terminated"]
     assert term["exitCode"] == 137 and term["signal"] == signal.SIGKILL
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_rm_force_after_supervisor_sigkill_leaves_nothing(mpi):
@@ -176,7 +176,7 @@ def test_rm_force_after_supervisor_sigkill_leaves_nothing(mpi):
     os.kill(sup, signal.SIGKILL)
     pod.wait(lambda p: p.phase == "Unknown", timeout=5)
     assert mpi.cli("ps").stdout.splitlines()[1].split()[2] == "Unknown"
-    pod.remove(force=True)
+    pod.remove(force=True, timeout=0)
     assert mpi.leaks() == []
 
 
@@ -191,7 +191,7 @@ def test_second_run_of_same_name_is_refused_unless_replace(mpi):
     res = mpi.cli("run", "-d", "--replace", "-", input=SLEEPER)
     assert res.returncode == 0, res.stderr
     assert first.uid != uid
-    first.remove()
+    first.remove(timeout=0)
 
 
 def test_two_concurrent_runs_exactly_one_wins(mpi):
@@ -208,7 +208,7 @@ def test_two_concurrent_runs_exactly_one_wins(mpi):
     codes = sorted(r.returncode for r in results)
     assert codes[0] == 0 and codes[1] != 0, [r.stderr for r in results]
     assert len(mpi.runtime().pods()) == 1
-    mpi.runtime().pod("sleeper").remove()
+    mpi.runtime().pod("sleeper").remove(timeout=0)
 
 
 def test_restart_always_keeps_pod_ip_namespaces(mpi):
@@ -227,4 +227,4 @@ spec:
     assert status["phase"] == "Running"
     ns = status["minipod"]["namespaces"]
     assert ns["pause"]["net"] == ns["app"]["net"]
-    pod.remove()
+    pod.remove(timeout=0)

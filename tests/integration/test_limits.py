@@ -101,7 +101,7 @@ def test_memory_limit_oomkills_and_the_restart_is_not_oomkilled(mpi):
     assert pod.phase == "Succeeded"
     assert pod.status["qosClass"] == "Burstable"
     assert "survived" not in "".join(pod.logs("hog", previous=True))
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_oomkilled_with_restart_policy_never_fails_the_pod(mpi):
@@ -111,7 +111,7 @@ def test_oomkilled_with_restart_policy_never_fails_the_pod(mpi):
     term = obj["status"]["containerStatuses"][0]["state"]["terminated"]
     assert (term["reason"], term["exitCode"]) == ("OOMKilled", 137)
     assert obj["status"]["phase"] == "Failed"
-    mpi.cli("rm", "-f", "hog", check=True)
+    mpi.cli("rm", "-f", "-t", "0", "hog", check=True)
 
 
 # -- CPU -----------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def test_cpu_limit_gives_about_a_fifth_of_a_cpu_and_throttles(mpi):
     stat = key_values(cgroup_file(pod, "cpu", "spin", "cpu.stat"))
     assert stat["nr_throttled"] > 0
     assert pod.status["qosClass"] == "Guaranteed"
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 # -- pids ----------------------------------------------------------------------------------
@@ -170,13 +170,13 @@ def test_pod_pids_limit_stops_forks_past_it(mpi):
     # pause + the shell + the sleeps it forked: at most 20 tasks in the pod
     assert 10 <= max(started) <= 18, started
     assert "all started" not in proc.stdout
-    mpi.cli("rm", "-f", "forks", check=True)
+    mpi.cli("rm", "-f", "-t", "0", "forks", check=True)
 
     # The same pod without that limit starts every one of them.
     mpi.env["MINIPOD_POD_PIDS_LIMIT"] = "max"
     proc = mpi.cli("run", "-", input=FORK_POD, timeout=30)
     assert "all started" in proc.stdout, proc.stdout + proc.stderr
-    mpi.cli("rm", "-f", "forks", check=True)
+    mpi.cli("rm", "-f", "-t", "0", "forks", check=True)
 
 
 # -- the values kubelet would write ---------------------------------------------------------
@@ -261,7 +261,7 @@ def test_cgroup_files_hold_what_kubelet_would_write(mpi):
     if not V2:
         # The pause is not limited by itself, only by the pod.
         assert read(cgroup_file(pod, "cpu", "_pause", "cpu.shares")) == "1024"
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_guaranteed_pod_gets_the_summed_limits(mpi):
@@ -278,7 +278,7 @@ def test_guaranteed_pod_gets_the_summed_limits(mpi):
         assert read(cgroup_file(pod, "cpu", "cpu.cfs_quota_us")) == "70000"
         assert read(cgroup_file(pod, "cpu", "cpu.shares")) == "716"  # max(500m + 100m, 700m) * 1024 / 1000
         assert read(cgroup_file(pod, "memory", "memory.limit_in_bytes")) == str(148 * MI)
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_best_effort_pod(mpi):
@@ -292,7 +292,7 @@ def test_best_effort_pod(mpi):
     name = "cpu.weight" if V2 else "cpu.shares"
     assert read(cgroup_file(pod, "cpu", name)) == read(cgroup_file(pod, "cpu", "free", name)) == \
         ("1" if V2 else "2")
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 # -- stats ---------------------------------------------------------------------------------
@@ -337,7 +337,7 @@ def test_stats_prints_sane_numbers(mpi):
 
     proc = mpi.cli("stats", "nosuchpod")
     assert proc.returncode != 0 and proc.stderr.startswith('error: pod "nosuchpod" not found')
-    mpi.cli("rm", "-f", "spin", check=True)
+    mpi.cli("rm", "-f", "-t", "0", "spin", check=True)
 
 
 # -- teardown ------------------------------------------------------------------------------
@@ -349,7 +349,7 @@ def test_no_cgroup_left_after_supervisor_sigkill_and_rm(mpi):
     assert len(pod_cgroup_dirs(cgroup)) >= (1 if V2 else 5)
     os.kill(pod.status["minipod"]["supervisorPid"], signal.SIGKILL)
     pod.wait_phase("Unknown", timeout=5)
-    mpi.cli("rm", "-f", "limited", check=True)
+    mpi.cli("rm", "-f", "-t", "0", "limited", check=True)
     assert pod_cgroup_dirs(cgroup) == []
     assert not [r for r in ([LAYOUT.unified] if LAYOUT.unified else []) + list(LAYOUT.mounts.values())
                 if os.path.isdir(os.path.join(r, mpi.cgroup_parent))]

@@ -79,13 +79,13 @@ def test_two_pods_and_a_configmap_in_one_file_then_down(mpi, tmp_path):
         _wait_up(rt.pod(name))
         assert mpi.cli("logs", name, check=True).stdout == "hello-from-the-configmap\n"
     assert sorted(_names(mpi)) == ["envuser", "reader"]
-    res = mpi.cli("down", str(manifest))
+    res = mpi.cli("down", "-t", "0", str(manifest))
     assert res.returncode == 0, res.stderr
     assert sorted(res.stdout.split()) == ["envuser", "reader"]
     assert _names(mpi, "-a") == []
     assert mpi.leaks() == []
     # nothing left to take down: not an error, nothing printed
-    res = mpi.cli("down", str(manifest))
+    res = mpi.cli("down", "-t", "0", str(manifest))
     assert res.returncode == 0 and res.stdout == "", (res.stdout, res.stderr)
 
 
@@ -96,7 +96,7 @@ def test_down_removes_only_the_pods_of_its_file(mpi, tmp_path):
     manifest.write_text(_pod("goner"))
     mpi.cli("run", "-d", str(manifest), check=True)
     _wait_up(rt.pod("goner"))
-    assert mpi.cli("down", str(manifest), check=True).stdout.split() == ["goner"]
+    assert mpi.cli("down", "-t", "0", str(manifest), check=True).stdout.split() == ["goner"]
     assert _names(mpi, "-a") == ["keeper"]
     assert keep.exec("app", ["true"]).returncode == 0
 
@@ -121,7 +121,7 @@ def test_a_dead_supervisor_or_a_removed_pod_does_not_touch_another(mpi):
     victim.wait(lambda p: p.phase == "Unknown", timeout=5)
     assert bystander.phase == "Running" and bystander.ready
     assert bystander.exec("app", ["echo", "still-here"]).text == "still-here\n"
-    assert mpi.cli("rm", "-f", "victim", check=True).stdout.strip() == "victim"
+    assert mpi.cli("rm", "-f", "-t", "0", "victim", check=True).stdout.strip() == "victim"
     assert bystander.phase == "Running"
     assert bystander.exec("app", ["true"]).returncode == 0
     assert _names(mpi, "-a") == ["bystander"]
@@ -139,7 +139,7 @@ def test_same_name_in_two_namespaces(mpi, tmp_path):
     assert obj["metadata"]["namespace"] == "other" and obj["metadata"]["uid"] == theirs.uid
     manifest = tmp_path / "other.yaml"
     manifest.write_text(_pod("twin", namespace="other"))
-    assert mpi.cli("down", str(manifest), check=True).stdout.split() == ["twin"]
+    assert mpi.cli("down", "-t", "0", str(manifest), check=True).stdout.split() == ["twin"]
     assert mine.phase == "Running"  # default/twin is not other/twin
     assert [p.ref for p in rt.pods()] == ["default/twin"]
 

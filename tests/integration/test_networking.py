@@ -72,8 +72,8 @@ def test_pods_get_ips_and_talk(mpi):
     assert f"{ip_b}\tbeta" in b.exec("web", ["cat", "/etc/hosts"]).text
     wide = mpi.cli("ps", "-o", "wide", check=True).stdout
     assert ip_a in wide and ip_b in wide
-    a.remove()
-    b.remove()
+    a.remove(timeout=0)
+    b.remove(timeout=0)
     assert mpi.network_leaks() == []
 
 
@@ -83,7 +83,7 @@ def test_host_port_on_loopback(mpi):
     assert http_get("127.0.0.1", 18080) == "via-hostport\n"
     obj = json.loads(mpi.cli("inspect", "published", check=True).stdout)
     assert obj["spec"]["containers"][0]["ports"][0]["hostPort"] == 18080
-    pod.remove()
+    pod.remove(timeout=0)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", 18080), timeout=0.5).close()
 
@@ -102,7 +102,7 @@ def test_host_port_conflict_is_a_clear_error_and_leaves_nothing(mpi):
         assert res.returncode != 0 and "hostPort 18082/TCP is in use by a process on this host" in res.stderr
     finally:
         listener.close()
-    first.remove()
+    first.remove(timeout=0)
     assert mpi.leaks() == []
 
 
@@ -113,7 +113,7 @@ def test_publish_option_adds_a_host_port(mpi, tmp_path):
     assert res.returncode == 0, res.stderr
     mpi.runtime().pod("kubia").wait_ready(10)
     assert http_get("127.0.0.1", 18083) == "You've hit kubia\n"
-    mpi.cli("rm", "-f", "kubia", check=True)
+    mpi.cli("rm", "-f", "-t", "0", "kubia", check=True)
 
 
 def test_rm_after_supervisor_sigkill_releases_the_network(mpi):
@@ -123,7 +123,7 @@ def test_rm_after_supervisor_sigkill_releases_the_network(mpi):
     pod.wait_ready(10)
     os.kill(pod.status["minipod"]["supervisorPid"], signal.SIGKILL)
     pod.wait(lambda p: p.phase == "Unknown", timeout=5)
-    pod.remove(force=True)
+    pod.remove(force=True, timeout=0)
     assert mpi.leaks() == []
 
 
@@ -134,6 +134,6 @@ def test_twenty_pods_get_distinct_ips_and_leave_nothing(mpi):
     pods = mpi.runtime().pods()
     ips = {p.ip for p in pods}
     assert len(pods) == 20 and len(ips) == 20 and None not in ips
-    res = mpi.cli("rm", "-f", *[p.name for p in pods], timeout=120)
+    res = mpi.cli("rm", "-f", "-t", "0", *[p.name for p in pods], timeout=120)
     assert res.returncode == 0, res.stderr
     assert mpi.leaks() == []

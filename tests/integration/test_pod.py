@@ -51,7 +51,7 @@ def test_two_containers_share_net_ipc_uts_but_not_mnt(mpi):
     assert web["pid"] != client["pid"]  # no shareProcessNamespace: a PID namespace each
     # the pod's namespaces are not the host's
     assert pause["net"] != os.stat("/proc/self/ns/net").st_ino
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_localhost_hostname_volume_exec_and_logs(mpi):
@@ -84,7 +84,7 @@ def test_localhost_hostname_volume_exec_and_logs(mpi):
     log_dir = pod.status["minipod"]["logDir"]
     raw = open(os.path.join(log_dir, "web", "0.log")).read()
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z stdout F web up\n", raw), raw
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_cli_inspect_logs_exec_ps(mpi, tmp_path):
@@ -112,7 +112,7 @@ def test_cli_inspect_logs_exec_ps(mpi, tmp_path):
     listing = json.loads(mpi.cli("ps", "-o", "json", check=True).stdout)
     assert [p["metadata"]["name"] for p in listing] == ["duo"]
     assert mpi.cli("rm", "duo").returncode != 0  # running: needs -f
-    assert mpi.cli("rm", "-f", "duo", check=True).stdout.strip() == "duo"
+    assert mpi.cli("rm", "-f", "-t", "0", "duo", check=True).stdout.strip() == "duo"
     assert mpi.cli("ps", "-a", check=True).stdout.splitlines()[1:] == []
 
 
@@ -125,7 +125,7 @@ def test_share_process_namespace(mpi):
     ps = pod.exec("client", ["ps", "-o", "pid,comm"]).text
     assert "minipod-pause" in ps and "httpd" in ps
     assert re.search(r"^\s*1\s+minipod-pause", ps, re.M), ps  # pause is PID 1
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_image_in_use_cannot_be_removed(mpi):
@@ -134,6 +134,6 @@ def test_image_in_use_cannot_be_removed(mpi):
     res = mpi.cli("image", "rm", "localhost/busybox:demo")
     assert res.returncode != 0
     assert 'image "localhost/busybox:demo" is used by pod default/duo' in res.stderr
-    pod.remove()
+    pod.remove(timeout=0)
     assert mpi.cli("image", "rm", "localhost/busybox:demo").returncode == 0
     assert mpi.cli("image", "ls", "-o", "json", check=True).stdout.strip() == "[]"

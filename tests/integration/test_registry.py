@@ -234,7 +234,7 @@ def _run_pod(mp, name: str, image: str, policy: str = "") -> str:
         pod.wait_phase("Succeeded", timeout=20)
         return "".join(pod.logs("c"))
     finally:
-        pod.remove(force=True)
+        pod.remove(force=True, timeout=0)
 
 
 # ----- tests: the real registry

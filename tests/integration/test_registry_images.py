@@ -55,7 +55,7 @@ spec:
         pod.wait_phase("Succeeded", timeout=20)
         return "".join(pod.logs("c"))
     finally:
-        pod.remove(force=True)
+        pod.remove(force=True, timeout=0)
 
 
 # ----- imagePullSecrets

@@ -51,7 +51,7 @@ spec:
         assert pod.exec("app", ["stat", "-c", "%g", "/info/name"]).text.strip() == "2000"
         assert pod.exec("app", ["cat", "/info/name"]).text.strip() == "fsgroup"
     finally:
-        pod.remove()
+        pod.remove(timeout=0)
 
 
 def test_namespaced_sysctls_are_set_in_the_pod_only(mpi):
@@ -79,7 +79,7 @@ spec:
         assert pod.exec("app", ["cat", shm_file]).text.strip() == "65536"
         assert (_read(port_file), _read(shm_file)) == (host_port, host_shm)
     finally:
-        pod.remove()
+        pod.remove(timeout=0)
     assert (_read(port_file), _read(shm_file)) == (host_port, host_shm)
 
 

@@ -64,7 +64,7 @@ spec:
     mounts = sh("cat /proc/mounts").text
     assert any(line.split()[1] == "/mem" and line.split()[2] == "tmpfs" for line in mounts.splitlines())
     assert "size=8192k" in [line for line in mounts.splitlines() if " /mem " in line][0]
-    pod.remove()
+    pod.remove(timeout=0)
     assert (host_dir / "from-host").exists()  # hostPath content is the host's: never deleted
 
 
@@ -107,7 +107,7 @@ spec:
     state = pod.container_status("victim")["state"]["terminated"]
     assert state["reason"] == "StartError"
     assert "leads outside the volume" in state["message"]
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_environment_rules(mpi):
@@ -157,7 +157,7 @@ spec:
     assert env["HOSTNAME"] == "envy" and env["HOME"] == "/root"
     assert env["PATH"] == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     assert pod.exec("app", ["pwd"]).text.strip() == "/srv/app"
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_container_sees_a_container_world(mpi):
@@ -189,7 +189,7 @@ spec:
     assert sh("root", "cat /etc/hostname").strip() == "world"
     assert "world" in sh("root", "cat /etc/hosts")
     assert sh("root", "cat /proc/1/cmdline | tr '\\0' ' '").strip() == "sleep 3600"
-    pod.remove()
+    pod.remove(timeout=0)
 
 
 def test_downward_api_and_projected_volumes(mpi):
@@ -231,4 +231,4 @@ spec:
     assert cat("/etc/podinfo/labels") == 'tier="web"'
     assert cat("/etc/all/mode") == "fast"
     assert cat("/etc/all/ns") == "default"
-    pod.remove()
+    pod.remove(timeout=0)
