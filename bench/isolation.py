@@ -102,7 +102,7 @@ class Isolation:
         if minipod_side is not None:
             names = minipod_side.names()
             if names:
-                sample = minipod_side.cli("rm", "-f", *names)
+                sample = minipod_side.cli("rm", "-f", "-t", "0", *names)
                 if sample.returncode != 0:
                     problems.append(f"minipod rm -f {' '.join(names)}: {sample.stderr.strip()}")
         # Last resort, and a finding worth reporting: processes still in this

@@ -42,7 +42,7 @@ def new_metrics(pods: int) -> dict[str, Metric]:
         Metric("run_ready", "run -d -> Running+Ready", "ms", t["run_d"],
                floor_label="floor.sh start until the sandbox's PID 1 is sleep"),
         Metric("inspect", "inspect (1 pod)", "ms"),
-        Metric("rm_f", "rm -f", "ms", t["rm_f"],
+        Metric("rm_f", "rm -f -t 0", "ms", t["rm_f"],
                floor_label="floor.sh stop: SIGKILL, wait until its last process is exiting, rm -rf"),
         Metric("ps_none", "ps (0 pods)", "ms", floor_label="floor.sh ps: list sandbox dirs, kill -0 each"),
         Metric("ps_many", f"ps ({pods} pods)", "ms", t["ps_many"],
@@ -72,7 +72,7 @@ def minipod_cycle(mp: MinipodSide, manifest: str, name: str, m: dict[str, Metric
     inspect = mp.cli("inspect", name).check()
     if not is_running_ready(json.loads(inspect.stdout)):
         raise BenchError(f"inspect {name}: not Running+Ready right after the library said so")
-    rm = mp.cli("rm", "-f", name).check()
+    rm = mp.cli("rm", "-f", "-t", "0", name).check()
     ps = mp.cli("ps").check()
     if m is None:
         return
@@ -126,7 +126,7 @@ def many_pods(mp: MinipodSide, floor: FloorSide, iso: Isolation, pods: int, runs
             raise BenchError(f"minipod ps listed {len(ps.stdout.splitlines()) - 1} pods, not {pods}")
         m["ps_many"].minipod.append(ps.wall_ms)
         m["ps_many"].floor.append(floor.ps().check().wall_ms)
-    m["rm_many"].minipod.append(mp.cli("rm", "-f", *names).check().wall_ms)
+    m["rm_many"].minipod.append(mp.cli("rm", "-f", "-t", "0", *names).check().wall_ms)
     m["rm_many"].floor.append(sum(floor.stop(n).check().wall_ms for n in names))
 
 
