@@ -69,6 +69,7 @@ class ContainerRun:
         self.cgroup_procs: list[str] = []
         self.oom_kills_at_start = 0  # the cgroup outlives a restart; so does its OOM counter
         self.log_path = ""
+        self.message_file: str | None = None  # the host side of terminationMessagePath
         # This instance's lifecycle: hooks, probes, the stop sequence.
         self.start_timer = None     # a (re)start scheduled on the loop
         self.hook = None            # a postStart or preStop handler in flight

@@ -252,7 +252,13 @@ class Supervisor:
             binds, staged = container_binds(run.spec, run.field, self.volumes, run.launch.env,
                                             os.path.join(layer_dir, "subpaths"),
                                             lambda src, dst: _sys.mount(src, dst, None, MS_BIND))
-            run.launch.binds = self.pod_file_binds() + binds
+            from .rootfs import BindMount
+            from .termination import create_message_file
+
+            run.message_file = create_message_file(layer_dir)
+            message_bind = BindMount(run.message_file, run.spec.get("terminationMessagePath", "/dev/termination-log"),
+                                     False, False)
+            run.launch.binds = self.pod_file_binds() + binds + [message_bind]
             cg = self.cgroup.child(run.name)
             cg.create()
             from .cgroups.limits import container_limits
@@ -344,6 +350,12 @@ class Supervisor:
             oom = self.cgroup.child(run.name).oom_killed(since=run.oom_kills_at_start)
         except Exception:  # a missing counter must not hide the exit itself
             pass
+        from .termination import termination_message
+
+        message = termination_message(run.message_file, run.spec.get("terminationMessagePolicy", "File"),
+                                      code, run.log_path)
+        if message:
+            term["message"] = message
         term.update({
             "exitCode": code, "reason": exit_reason(code, oom),
             "startedAt": run.state.get("running", {}).get("startedAt"),

@@ -216,3 +216,31 @@ spec:
     assert "Back-off restarting failed container app" in events
     assert "CrashLoopBackOff" in out
     pod.remove(timeout=0)
+
+
+def test_termination_message_file_and_fallback_to_logs(mpi):
+    pod = mpi.runtime().run(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: lastwords}}
+spec:
+  restartPolicy: Never
+  securityContext: {{runAsUser: 1000}}
+  containers:
+  - name: file
+    image: {DEMO}
+    command: ["sh", "-c", "echo -n 'disk full' > /dev/termination-log; exit 2"]
+  - name: custom
+    image: {DEMO}
+    terminationMessagePath: /tmp/why
+    command: ["sh", "-c", "echo -n done > /tmp/why"]
+  - name: fallback
+    image: {DEMO}
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: ["sh", "-c", "echo first; echo 'panic: oops' >&2; exit 1"]
+""")
+    pod.wait_phase("Failed", timeout=15)
+    assert pod.container_status("file")["state"]["terminated"]["message"] == "disk full"
+    assert pod.container_status("custom")["state"]["terminated"]["message"] == "done"
+    assert pod.container_status("fallback")["state"]["terminated"]["message"] == "first\npanic: oops\n"
+    pod.remove()
