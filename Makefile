@@ -96,5 +96,11 @@ bench-network: setup
 bench-cgroups: setup
 	$(VPY) bench/cgroups.py
 
+# seccomp speed: building RuntimeDefault and a Localhost profile, and what a
+# filter adds to a start, against the same spawn without one.
+.PHONY: bench-seccomp
+bench-seccomp: setup
+	$(VPY) bench/seccomp.py
+
 clean:
 	rm -rf build $(VENV) *.egg-info minipod/_native*.so minipod/bin

@@ -73,6 +73,11 @@ class Config(Record):
     def pods_data_dir(self) -> str:
         return os.path.join(self.lib_dir, "pods")
 
+    @property
+    def seccomp_dir(self) -> str:
+        """seccomp Localhost profiles, as kubelet's <root-dir>/seccomp."""
+        return os.path.join(self.lib_dir, "seccomp")
+
     # /var/log/minipod: container logs in CRI format
     @property
     def logs_dir(self) -> str:

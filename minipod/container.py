@@ -71,6 +71,8 @@ class Launch(Record):
     tty: bool = False
     binds: tuple = ()
     seccomp: str = "Unconfined"  # the seccompProfile type in effect
+    seccomp_profile: str = ""    # its localhostProfile, for Localhost
+    seccomp_program: bytes = b""  # the compiled Localhost profile
 
     def envp(self) -> tuple[str, ...]:
         return tuple(f"{k}={v}" for k, v in self.env.items())
@@ -84,13 +86,15 @@ class Launch(Record):
             "argv": self.argv, "env": self.env, "uid": self.user.uid, "gid": self.user.gid,
             "groups": list(self.user.groups), "caps": self.caps, "workdir": self.workdir,
             "noNewPrivs": self.no_new_privs, "seccomp": self.seccomp, "privileged": self.privileged,
+            **localhost_record(self.seccomp_profile, self.seccomp_program),
         }
 
 
 def make_launch(pod: dict, container: dict, c_field: str, image, hostname: str,
-                config_maps: dict, secrets: dict, status: dict) -> Launch:
+                config_maps: dict, secrets: dict, status: dict, seccomp_dir: str | None = None) -> Launch:
     """Apply the Kubernetes rules to the image's config: command/args over
-    Entrypoint/Cmd, env over the image's Env, securityContext over User."""
+    Entrypoint/Cmd, env over the image's Env, securityContext over User.
+    A Localhost seccomp profile is read from ``seccomp_dir`` and compiled."""
     image_config = image.config or {}
     pod_sc = pod["spec"].get("securityContext") or {}
     sc = container.get("securityContext") or {}
@@ -119,45 +123,91 @@ def make_launch(pod: dict, container: dict, c_field: str, image, hostname: str,
     privileged = bool(sc.get("privileged"))
     seccomp = seccomp_profile_type(pod_sc, sc, c_field)
     no_new_privs = sc.get("allowPrivilegeEscalation") is False and not privileged
+    caps = container_caps(sc)
+    profile_name, program = "", b""
+    if seccomp == "Localhost" and not privileged:
+        from .seccomp_localhost import localhost_filter
+
+        profile, where = seccomp_profile_of(pod_sc, sc, c_field)
+        profile_name = profile["localhostProfile"]
+        if not seccomp_dir:
+            raise MinipodError(f"{where}: no directory to read Localhost profiles from")
+        program = localhost_filter(seccomp_dir, profile_name, caps)
     return Launch(
         name=container["name"],
         argv=argv,
         env=env,
         user=user,
-        caps=container_caps(sc),
+        caps=caps,
         workdir=container.get("workingDir") or image_config.get("WorkingDir") or "/",
         no_new_privs=no_new_privs,
         privileged=privileged,
         readonly_root=bool(sc.get("readOnlyRootFilesystem")),
         tty=bool(container.get("tty")),
         seccomp=seccomp,
+        seccomp_profile=profile_name,
+        seccomp_program=program,
     )
+
+
+def seccomp_profile_of(pod_sc: dict, sc: dict, c_field: str) -> tuple[dict, str]:
+    """The seccompProfile in effect, the container's else the pod's (``{}``
+    for none), and the field path of the one that was given."""
+    if sc.get("seccompProfile"):
+        return sc["seccompProfile"], f"{c_field}.securityContext.seccompProfile"
+    return pod_sc.get("seccompProfile") or {}, "spec.securityContext.seccompProfile"
 
 
 def seccomp_profile_type(pod_sc: dict, sc: dict, c_field: str) -> str:
     """The container's seccompProfile type, else the pod's, else Unconfined
-    (Kubernetes' default); refuses what minipod cannot apply."""
-    profile = sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}
+    (Kubernetes' default)."""
+    profile, where = seccomp_profile_of(pod_sc, sc, c_field)
     kind = profile.get("type", "Unconfined")
-    if kind not in ("RuntimeDefault", "Unconfined"):
-        where = f"{c_field}.securityContext" if sc.get("seccompProfile") else "spec.securityContext"
-        raise MinipodError(f"{where}.seccompProfile: type {kind} is not supported by minipod yet "
-                           "(use RuntimeDefault or Unconfined)")
+    if kind not in ("RuntimeDefault", "Unconfined", "Localhost"):
+        raise MinipodError(f"{where}: type {kind} is not supported by minipod "
+                           "(use RuntimeDefault, Unconfined or Localhost)")
     return kind
 
 
-def privilege_steps(identity: Identity, no_new_privs: bool, seccomp: str, privileged: bool) -> list:
+def localhost_record(name: str, program: bytes) -> dict:
+    """A Localhost filter as state.json keeps it for ``exec``: the very
+    program the container got, whatever happened to the file since."""
+    if not program:
+        return {}
+    import base64
+
+    return {"seccompProfile": name, "seccompProgram": base64.b64encode(program).decode()}
+
+
+def seccomp_step(seccomp: str, caps: int, privileged: bool, program: bytes = b"",
+                 profile: str = "") -> Seccomp | None:
+    """The plan's seccomp filter: none when Unconfined or privileged,
+    RuntimeDefault's for ``caps``, or a compiled Localhost ``program``."""
+    if privileged or seccomp == "Unconfined":
+        return None
+    if seccomp == "RuntimeDefault":
+        from .seccomp import runtime_default_filter
+
+        return Seccomp(runtime_default_filter(caps), "RuntimeDefault")
+    if seccomp == "Localhost" and program:
+        return Seccomp(program, f"Localhost {profile}")
+    # Never run unfiltered what asked for a filter.
+    raise MinipodError(f"seccompProfile {seccomp} {profile}".rstrip() + ": no compiled filter to install")
+
+
+def privilege_steps(identity: Identity, no_new_privs: bool, seccomp: str, privileged: bool,
+                    program: bytes = b"", profile: str = "") -> list:
     """Identity, no_new_privs and the seccomp filter, in an order that works:
     installing a filter needs no_new_privs or CAP_SYS_ADMIN, so without
     no_new_privs it goes in while the child is still fully privileged root
-    (the filter allows the set*id/capset calls that follow), else last."""
+    (the filter must allow the set*id/capset calls that follow: RuntimeDefault
+    does, a Localhost profile that does not makes the start fail), else last.
+    ``program`` and ``profile`` are a Localhost filter and its name."""
     steps: list = [identity]
     if no_new_privs:
         steps.append(NoNewPrivs())
-    if seccomp == "RuntimeDefault" and not privileged:
-        from .seccomp import runtime_default_filter
-
-        step = Seccomp(runtime_default_filter(identity.bounding), "RuntimeDefault")
+    step = seccomp_step(seccomp, identity.bounding, privileged, program, profile)
+    if step is not None:
         if no_new_privs:
             steps.append(step)
         else:
@@ -212,7 +262,7 @@ def container_plan(
     plan.add(MkDir(launch.workdir), ChDir(launch.workdir))
     plan.add(*_stdio_steps(*stdio, launch.tty))
     plan.add(*privilege_steps(identity_step(launch.user, launch.caps), launch.no_new_privs, launch.seccomp,
-                              launch.privileged))
+                              launch.privileged, launch.seccomp_program, launch.seccomp_profile))
     plan.add(Exec(launch.argv[0], tuple(launch.argv), launch.envp(), launch.search_path()))
     return plan
 
@@ -235,10 +285,20 @@ def exec_plan(*, record: dict, container_pid: int, argv: list[str], env: dict[st
     plan.add(*_stdio_steps(*stdio, tty))
     user = User(record.get("uid", 0), record.get("gid", 0), tuple(record.get("groups", ())))
     plan.add(*privilege_steps(identity_step(user, record.get("caps", 0)), bool(record.get("noNewPrivs")),
-                              record.get("seccomp", "Unconfined"), bool(record.get("privileged"))))
+                              record.get("seccomp", "Unconfined"), bool(record.get("privileged")),
+                              *localhost_from_record(record)))
     envp = tuple(f"{k}={v}" for k, v in env.items())
     plan.add(Exec(argv[0], tuple(argv), envp, env.get("PATH", DEFAULT_PATH)))
     return plan
+
+
+def localhost_from_record(record: dict) -> tuple[bytes, str]:
+    """The Localhost filter and profile name kept by ``localhost_record``."""
+    if not record.get("seccompProgram"):
+        return b"", ""
+    import base64
+
+    return base64.b64decode(record["seccompProgram"]), record.get("seccompProfile", "")
 
 
 def exec_failure(argv0: str, exc: Exception) -> str | None:

@@ -21,9 +21,9 @@ instructions of plain data, so Python assembles it once per process
 instruction without root, and minipod gains no C library dependency; the
 native spawn only hands the bytes to ``prctl(PR_SET_SECCOMP)`` as the last
 step before ``execve``. An allow list like Docker's (~350 names) would need
-a full syscall table per architecture, which is what libseccomp is for;
-``Localhost`` profiles in the OCI/Docker JSON format need that too and are
-refused with a clear error until then.
+a full syscall table per architecture, which is what libseccomp is for:
+``Localhost`` profiles in the OCI/Docker JSON format are compiled with it
+(``libseccomp.py``) and installed by the same plan step.
 
 Kubernetes' default when nothing is set is ``Unconfined``; a privileged
 container is never filtered.

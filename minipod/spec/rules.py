@@ -290,11 +290,10 @@ def localhost_profile(profile: dict, path, out) -> None:
 
 
 def seccomp_profile(profile: dict, path, out) -> None:
-    """Refused before anything is created: minipod cannot compile a
-    Localhost (OCI JSON) profile yet, see minipod/seccomp.py."""
+    """localhostProfile with Localhost only. The file itself is read when the
+    pod starts (minipod/seccomp_localhost.py): it lives on the host, not in
+    the manifest."""
     localhost_profile(profile, path, out)
-    if profile.get("type") == "Localhost" and profile.get("localhostProfile"):
-        out.error(path + ("type",), "Localhost is not supported by minipod yet (use RuntimeDefault or Unconfined)")
 
 
 def privilege_escalation(sc: dict, path, out) -> None:

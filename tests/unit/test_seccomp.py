@@ -120,6 +120,7 @@ def test_profile_type_container_over_pod_and_unconfined_by_default():
     assert seccomp_profile_type({}, {}, "spec.containers[0]") == "Unconfined"
     assert seccomp_profile_type(rd, {}, "spec.containers[0]") == "RuntimeDefault"
     assert seccomp_profile_type(rd, unc, "spec.containers[0]") == "Unconfined"
-    with pytest.raises(MinipodError, match=r"spec.containers\[0\].securityContext.seccompProfile: type Localhost"):
-        seccomp_profile_type({}, {"seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}},
-                             "spec.containers[0]")
+    local = {"seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}}
+    assert seccomp_profile_type(rd, local, "spec.containers[0]") == "Localhost"
+    with pytest.raises(MinipodError, match=r"spec.containers\[0\].securityContext.seccompProfile: type Other"):
+        seccomp_profile_type({}, {"seccompProfile": {"type": "Other"}}, "spec.containers[0]")

@@ -174,9 +174,12 @@ def test_fs_group_joins_every_container_s_groups():
 
 
 @pytest.mark.parametrize("where", ["pod", "container"])
-def test_localhost_seccomp_is_refused_at_validation(where):
-    context = {"seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/audit.json"}}
-    found = problems(*([{"securityContext": context}, None] if where == "pod" else [None, {"securityContext": context}]))
+def test_localhost_seccomp_passes_validation_with_a_relative_path_only(where):
+    def found(name):
+        context = {"seccompProfile": {"type": "Localhost", "localhostProfile": name}}
+        return problems(*([{"securityContext": context}, None] if where == "pod"
+                          else [None, {"securityContext": context}]))
+
     prefix = "spec.securityContext" if where == "pod" else "spec.containers[0].securityContext"
-    assert found == [f"{prefix}.seccompProfile.type: Localhost is not supported by minipod yet "
-                     "(use RuntimeDefault or Unconfined)"]
+    assert found("profiles/audit.json") == []  # the file is read at run (minipod/seccomp_localhost.py)
+    assert found("../audit.json") == [f"{prefix}.seccompProfile.localhostProfile: \"../audit.json\" must not contain '..'"]
