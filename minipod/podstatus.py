@@ -172,6 +172,8 @@ def status_word(pod: dict) -> str:
             word = state["terminated"].get("reason") or "Error"
     if status["phase"] == "Running" and word in ("Completed", "Error"):
         word = "Running"
+    if status.get("reason") == "DeadlineExceeded":
+        word = "DeadlineExceeded"  # why the pod ended says more than its killed containers
     return word
 
 

@@ -101,7 +101,9 @@ class Supervisor:
     def save(self) -> None:
         self.state["containers"] = [r.record() for r in self.runs]
         self.state["pausePid"] = self.pause_pid
-        if not self.stop_requested or self.done:
+        if self.state.get("reason") == "DeadlineExceeded":
+            self.state["phase"] = "Failed"
+        elif not self.stop_requested or self.done:
             self.state["phase"] = podstatus.pod_phase(self.state["containers"], self.restart_policy,
                                                       self.state["initialized"])
         self.note_condition_transitions()
@@ -623,6 +625,16 @@ class Supervisor:
         if podstatus.pod_phase(records, self.restart_policy, self.state["initialized"]) in ("Succeeded", "Failed"):
             self.begin_termination(self.grace)
 
+    def deadline_exceeded(self) -> None:
+        """activeDeadlineSeconds: the pod has run long enough; it is stopped
+        and Failed, whatever its containers were doing."""
+        if self.terminating:
+            return
+        message = "Pod was active on the node longer than the specified deadline"
+        self.state.update(reason="DeadlineExceeded", message=message)
+        self.event("Warning", "DeadlineExceeded", message)
+        self.begin_termination(self.grace)
+
     def kill_remaining(self) -> None:
         self.stop_timer = None
         for run in self.runs:
@@ -702,6 +714,9 @@ class Supervisor:
                                   "hint": getattr(exc, "hint", None)})
                 return 1
             self.start_next_init()
+            deadline = self.pod["spec"].get("activeDeadlineSeconds")
+            if deadline:
+                self.loop.call_later(float(deadline), self.deadline_exceeded)
             self.main_loop()
         finally:
             self.done = True

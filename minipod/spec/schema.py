@@ -344,7 +344,7 @@ POD_SPEC = Obj({
     "ephemeralContainers": ListOf(EPHEMERAL_CONTAINER),
     "restartPolicy": Str(one_of("Always", "OnFailure", "Never")),
     "terminationGracePeriodSeconds": Int(at_least(0)),
-    "activeDeadlineSeconds": Ignored(Int(in_range(1, 2**63 - 1)), NOT_YET),
+    "activeDeadlineSeconds": Int(in_range(1, 2**63 - 1)),
     "dnsPolicy": Str(one_of("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")),
     "nodeSelector": Ignored(MapOf(Str(), key_check=names.qualified_name_error), NO_SCHEDULER),
     "serviceAccountName": Ignored(Str(names.dns_subdomain_error), NO_API_SERVER, harmless=("default",)),

@@ -244,3 +244,24 @@ spec:
     assert pod.container_status("custom")["state"]["terminated"]["message"] == "done"
     assert pod.container_status("fallback")["state"]["terminated"]["message"] == "first\npanic: oops\n"
     pod.remove()
+
+
+def test_active_deadline_fails_the_pod(mpi):
+    pod = mpi.runtime().run(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: deadline}}
+spec:
+  activeDeadlineSeconds: 1
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: {DEMO}
+    command: ["sleep", "3600"]
+""")
+    pod.wait_phase("Failed", timeout=15)
+    assert pod.status["reason"] == "DeadlineExceeded"
+    pod.wait(lambda p: "terminated" in p.container_status("app")["state"], timeout=10)
+    assert "DeadlineExceeded" in mpi.cli("ps", "-a").stdout
+    assert pod.container_status("app")["state"]["terminated"]["exitCode"] == 137
+    pod.remove()
