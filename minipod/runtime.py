@@ -346,13 +346,16 @@ class Runtime:
         if pod_dir.supervisor_alive():
             from .cgroups import open_pod_cgroup
 
-            # Kill the containers first, so the supervisor sees them go and
-            # nothing is orphaned to init; then the supervisor itself.
+            # Every process of the pod and its supervisor at once; the
+            # supervisor must be gone before its resources are released (it
+            # could still be making them), the pod's processes need not be:
+            # release_host_resources overlaps their exit with the network's
+            # teardown, and init reaps what the supervisor no longer can.
             if state.get("cgroupId"):
                 cg = open_pod_cgroup(parent=state.get("cgroupParent", self.config.cgroup_parent),
                                      pod_id=state["cgroupId"])
                 if cg.exists():
-                    cg.kill_all(signal.SIGKILL)
+                    cg.kill_all(signal.SIGKILL, wait=False)
             kill_supervisor(state.get("supervisorPid"))
             deadline = time.monotonic() + 5
             while pod_dir.supervisor_alive() and time.monotonic() < deadline:

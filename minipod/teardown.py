@@ -112,16 +112,25 @@ def release_host_resources(config, state: dict) -> None:
     parent, bridge, subnet) come from its record, so a later command with
     other flags still cleans up the right things."""
     cgroup_parent = state.get("cgroupParent") or config.cgroup_parent
+    cg = None
     if state.get("cgroupId"):
         from .cgroups import open_pod_cgroup
 
         cg = open_pod_cgroup(parent=cgroup_parent, pod_id=state["cgroupId"])
         if cg.exists():
-            cg.kill_all(signal.SIGKILL)
-            cg.destroy()
+            # Killed processes take tens of milliseconds to leave (the last
+            # one out of a mount or network namespace waits for an RCU grace
+            # period): the network is taken apart meanwhile, as it does not
+            # depend on them being gone.
+            cg.kill_all(signal.SIGKILL, wait=False)
+        else:
+            cg = None
+    release_network(config, state)
+    if cg is not None:
+        cg.kill_all(signal.SIGKILL)
+        cg.destroy()
     if state.get("dataDir"):
         unmount_all_under(state["dataDir"])
-    release_network(config, state)
 
 
 def pod_network_config(config, state: dict):

@@ -348,12 +348,13 @@ class Cgroup(ABC):
         log.warning("%s", warning)
         return [warning]
 
-    def kill_all(self, sig: int = signal.SIGKILL, timeout: float = 5.0) -> bool:
+    def kill_all(self, sig: int = signal.SIGKILL, timeout: float = 5.0, wait: bool = True) -> bool:
         """Signal every process of the subtree.
 
-        With SIGKILL, wait (up to ``timeout``) until the cgroup is empty, killing
-        again whatever appears meanwhile; other signals are sent once and not
-        waited for. Returns True when the cgroup is empty afterwards.
+        With SIGKILL (and ``wait``), wait (up to ``timeout``) until the cgroup
+        is empty, killing again whatever appears meanwhile; other signals are
+        sent once and not waited for. Returns True when the cgroup is empty
+        afterwards (without waiting: when it was found empty).
         """
         deadline = time.monotonic() + timeout
         kill_file = self._kill_file() if sig == signal.SIGKILL else None
@@ -367,7 +368,7 @@ class Cgroup(ABC):
                 raise cgroup_error("kill cgroup", kill_file, exc) from None
         if not kill_file and not self._signal_once(sig, deadline):
             return True  # nobody there, so nothing to wait for (``rm`` asks again and again)
-        if sig != signal.SIGKILL:
+        if sig != signal.SIGKILL or not wait:
             return not self.pids()
         return self._wait_empty(deadline)
 
