@@ -83,6 +83,7 @@ integration: setup
 
 bench: setup
 	$(VPY) bench/run.py
+	$(VPY) bench/lifecycle.py
 
 # Pod networking's speed: set-up per pod, run -d with and without a pod
 # network, pod-to-pod iperf3 against a plain veth pair (installs iperf3 when missing).
@@ -95,6 +96,12 @@ bench-network: setup
 .PHONY: bench-cgroups
 bench-cgroups: setup
 	$(VPY) bench/cgroups.py
+
+# Pod lifecycle speed: stop of a well-behaved pod (against floor.sh stop),
+# and the supervisor's idle CPU with 5 probes a second (about 80 s).
+.PHONY: bench-lifecycle
+bench-lifecycle: setup
+	$(VPY) bench/lifecycle.py
 
 # seccomp speed: building RuntimeDefault and a Localhost profile, and what a
 # filter adds to a start, against the same spawn without one.
