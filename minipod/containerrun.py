@@ -19,7 +19,9 @@ BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET_AFTER = 10.0, 300.0, 600.0
 def backoff_delay(restarts: int) -> float:
     if restarts <= 0:
         return 0.0
-    return min(BACKOFF_START * 2 ** (restarts - 1), BACKOFF_MAX)
+    # The exponent is capped well past the point where the cap applies, so a
+    # crash loop of days never overflows a float.
+    return min(BACKOFF_START * 2 ** min(restarts - 1, 16), BACKOFF_MAX)
 
 
 def exit_reason(exit_code: int, oom: bool) -> str:

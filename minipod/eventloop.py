@@ -153,6 +153,8 @@ class Loop:
         self._run_due_timers()
 
     def close(self) -> None:
+        if self._wake_w >= 0:
+            signal.set_wakeup_fd(-1)
         self.selector.close()
         for fd in (self._wake_r, self._wake_w):
             if fd >= 0:

@@ -190,7 +190,16 @@ def ready_column(pod: dict) -> str:
 
 
 def restarts_column(pod: dict) -> int:
-    return sum(c.get("restartCount", 0) for c in pod["status"].get("containerStatuses", []))
+    """kubectl's RESTARTS: init containers' while the pod initialises; after
+    that, app containers' and sidecars'."""
+    status = pod["status"]
+    inits = status.get("initContainerStatuses", [])
+    initialized = any(c["type"] == "Initialized" and c["status"] == "True" for c in status.get("conditions", []))
+    if not initialized:
+        return sum(c.get("restartCount", 0) for c in inits)
+    sidecars = sidecar_names(pod)
+    counted = [c for c in inits if c["name"] in sidecars] + status.get("containerStatuses", [])
+    return sum(c.get("restartCount", 0) for c in counted)
 
 
 def age(timestamp: str | None, now: float | None = None) -> str:

@@ -94,7 +94,7 @@ def start_check(ctx: CheckContext, handler: dict, timeout: float | None,
 
         exchange = HttpGetExchange(host, port, get.get("path") or "/", get.get("httpHeaders") or ())
         check = SocketCheck(ctx, timeout, on_done, host, port, exchange,
-                            tls=get.get("scheme") == "HTTPS", url_path=get.get("path") or "/")
+                            tls=get.get("scheme") == "HTTPS", url_path=exchange.path)
     elif "tcpSocket" in handler:
         tcp = handler["tcpSocket"]
         host = tcp.get("host") or ctx.default_host
@@ -154,7 +154,8 @@ class ExecCheck(Check):
         return f"command {self.argv!r} timed out"
 
     def start(self) -> None:
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(read_fd, False)  # ours only: the command writes as it pleases
         try:
             self.pid = self.ctx.spawn_exec(self.argv, write_fd)
         except (MinipodError, OSError) as exc:

@@ -49,7 +49,7 @@ class HttpGetExchange(Exchange):
     def _judge(self, head: str) -> Result:
         status_line, *header_lines = head.split("\r\n")
         parts = status_line.split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not (parts[1].isascii() and parts[1].isdigit()):
             return Result(False, f"HTTP probe failed: malformed status line {status_line[:80]!r}")
         code = int(parts[1])
         if not 200 <= code < 400:
@@ -75,11 +75,21 @@ def _header(lines: list[str], name: str) -> str | None:
 
 
 def _is_other_host(location: str, host: str, port: int) -> bool:
-    """A relative Location stays on this host; an absolute one may not."""
-    if "://" not in location:
+    """A relative Location stays on this host; an absolute one (or a
+    scheme-relative ``//host/…``) may not. As kubelet, only the host name
+    counts, not the port."""
+    if "://" in location:
+        authority = location.split("://", 1)[1]
+    elif location.startswith("//"):
+        authority = location[2:]
+    else:
         return False
-    authority = location.split("://", 1)[1].split("/", 1)[0]
-    return authority not in (host, _authority(host, port))
+    authority = authority.split("/", 1)[0].rsplit("@", 1)[-1]
+    if authority.startswith("["):
+        name = authority[1:].split("]", 1)[0]
+    else:
+        name = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+    return name.lower() != host.lower()
 
 
 def _closed_message(received: bytes) -> str:
