@@ -108,7 +108,8 @@ def make_launch(pod: dict, container: dict, c_field: str, image, hostname: str,
     if pod_sc.get("fsGroup") is not None:
         supplemental.append(pod_sc["fsGroup"])
     user = resolve_user(image.layer_dirs, image_config.get("User"), pick("runAsUser"),
-                        pick("runAsGroup"), supplemental)
+                        pick("runAsGroup"), supplemental,
+                        image_groups=pod_sc.get("supplementalGroupsPolicy", "Merge") != "Strict")
     if pick("runAsNonRoot") and user.uid == 0:
         raise MinipodError("container has runAsNonRoot and image will run as root "
                            f"(pod: {pod['metadata']['name']}, container: {container['name']})")

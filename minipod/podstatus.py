@@ -98,6 +98,11 @@ def _container_status(c: dict) -> dict:
     }
     if c.get("containerID"):
         out["containerID"] = f"minipod://{c['containerID']}"
+    launch = c.get("launch")
+    if launch and "running" in c["state"]:
+        # Who the process really runs as (Kubernetes 1.31's status.user).
+        out["user"] = {"linux": {"uid": launch.get("uid", 0), "gid": launch.get("gid", 0),
+                                 "supplementalGroups": sorted({launch.get("gid", 0), *launch.get("groups", [])})}}
     return out
 
 

@@ -45,8 +45,11 @@ def _lookup_group(groups: list[list[str]], spec: str) -> int:
 
 
 def resolve_user(layer_dirs: list[str], image_user: str | None, run_as_user: int | None = None,
-                 run_as_group: int | None = None, supplemental: list[int] | None = None) -> User:
-    """The securityContext's runAsUser/runAsGroup win over the image's User."""
+                 run_as_group: int | None = None, supplemental: list[int] | None = None,
+                 image_groups: bool = True) -> User:
+    """The securityContext's runAsUser/runAsGroup win over the image's User.
+    ``image_groups=False`` is supplementalGroupsPolicy Strict: the groups the
+    image's /etc/group gives the user are left out."""
     passwd = _image_file(layer_dirs, "/etc/passwd")
     groups = _image_file(layer_dirs, "/etc/group")
     user_part, _, group_part = (image_user or "").partition(":")
@@ -72,7 +75,7 @@ def resolve_user(layer_dirs: list[str], image_user: str | None, run_as_user: int
     if run_as_group is not None:
         gid = run_as_group
     # Supplementary groups the image's /etc/group lists the user in, as Docker does.
-    name = row[0] if row else None
+    name = row[0] if row and image_groups else None
     extra = [int(r[2]) for r in groups if name and len(r) > 3 and r[2].isdigit()
              and name in r[3].split(",")]
     extra += list(supplemental or [])

@@ -186,7 +186,7 @@ POD_SECURITY_CONTEXT = Obj({
     "runAsGroup": Int(UID),
     "runAsNonRoot": Bool(),
     "supplementalGroups": ListOf(Int(UID)),
-    "supplementalGroupsPolicy": Ignored(Str(one_of("Merge", "Strict")), NOT_YET, harmless=("Merge",)),
+    "supplementalGroupsPolicy": Str(one_of("Merge", "Strict")),
     "fsGroup": Int(UID),
     "fsGroupChangePolicy": Str(one_of("OnRootMismatch", "Always")),
     "sysctls": ListOf(SYSCTL),

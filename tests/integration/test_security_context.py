@@ -106,3 +106,26 @@ spec:
     assert message in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
     assert not os.path.exists(os.path.join(mpi.root, "run", "minipod", "pods", "badsysctl"))
+
+
+@pytest.mark.parametrize("policy, groups", [("Merge", "33 100 4000"), ("Strict", "33 4000")])
+def test_supplemental_groups_policy(mpi, policy, groups):
+    """The demo image's /etc/group puts www-data (33) in users (100): Merge
+    keeps that, Strict keeps only what the manifest says."""
+    pod = mpi.runtime().run(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: groups}}
+spec:
+  securityContext: {{runAsUser: 33, supplementalGroups: [4000], supplementalGroupsPolicy: {policy}}}
+  containers:
+  - name: app
+    image: {DEMO_IMAGE}
+    command: [sleep, "3600"]
+""")
+    pod.wait(lambda p: p.phase == "Running", timeout=10)
+    assert pod.exec("app", ["id", "-G"]).text.split() == groups.split()
+    user = pod.container_status("app")["user"]["linux"]
+    assert (user["uid"], user["gid"]) == (33, 33)
+    assert user["supplementalGroups"] == [int(g) for g in groups.split()]
+    pod.remove(timeout=0)
