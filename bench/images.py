@@ -163,8 +163,12 @@ class LocalRegistry:
 
 # ------------------------------------------------------------------ the pairs
 def _fresh(path: str) -> str:
+    """An empty ``path``, with the disk quiet: the write-back of the run
+    before (100 MB of files, then their removal) is done before the next
+    timed command starts, so it is not charged to whichever side comes next."""
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path)
+    os.sync()
     return path
 
 
@@ -209,6 +213,13 @@ def bench_pull(work: str, image: str, runs: int, env: dict) -> tuple[Metric, Met
     return mine, ratios, same_work
 
 
+def _inflate_module_name(env: dict) -> str:
+    """Which zlib minipod inflates with here (zlib-ng when installed)."""
+    probe = "from minipod.images.compression import inflate_module; print(inflate_module().__name__)"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False)
+    return out.stdout.strip() or "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=5, help="pairs per measurement (default 5)")
@@ -226,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     if REPO_DIR not in sys.path:
         sys.path.insert(0, REPO_DIR)
     env = dict(os.environ, PYTHONPATH=REPO_DIR, MINIPOD_REGISTRY_LOOPBACK_ONLY="1")
+    load_before = os.getloadavg()[0]
     work = tempfile.mkdtemp(prefix="minipod-bench-images-", dir="/tmp")
     registry = None
     try:
@@ -250,9 +262,13 @@ def main(argv: list[str] | None = None) -> int:
         "runs": args.runs, "layer_bytes": size, "image_bytes_gzip": gz_size,
         "tar_version": subprocess.run(["tar", "--version"], capture_output=True, text=True, check=False).stdout.splitlines()[0],
         "skopeo_version": subprocess.run(["skopeo", "--version"], capture_output=True, text=True, check=False).stdout.strip(),
+        "inflate": _inflate_module_name(env),
+        "load_before": load_before, "load_after": os.getloadavg()[0],
         "rows": [m.to_dict() for m in rows],
     }
-    print(f"layer: {size / 1e6:.0f} MB tar ({gz_size / 1e6:.0f} MB gzip in the registry), {args.runs} pairs")
+    print(f"layer: {size / 1e6:.0f} MB tar ({gz_size / 1e6:.0f} MB gzip in the registry), {args.runs} pairs; "
+          f"inflating with {result['inflate']}; load average {load_before:.1f} before, "
+          f"{result['load_after']:.1f} after (other work on the machine skews every figure)")
     print(table(result["rows"]))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     print(write_json(result, os.path.join(args.out, f"images-{stamp}.json")))

@@ -403,13 +403,29 @@ def image_ls(ctx, output):
 
 @image.command(name="rm")
 @click.argument("refs", nargs=-1, required=True)
+@click.option("-f", "--force", is_flag=True,
+              help="Untag even if pods were made from it; their layers stay until no pod uses them.")
 @click.pass_context
-def image_rm(ctx, refs):
-    """Remove images (and layers no other image uses)."""
+def image_rm(ctx, refs, force):
+    """Remove images (and layers no other image or pod uses)."""
     rt = _runtime(ctx)
     for ref in refs:
-        rt.remove_image(ref)
+        rt.remove_image(ref, force=force)
         click.echo(ref)
+
+
+@image.command(name="prune")
+@click.option("-a", "--all", "unused", is_flag=True, help="Also remove every image no pod was made from.")
+@click.pass_context
+def image_prune(ctx, unused):
+    """Remove layers and blobs no image references and no pod uses."""
+    untagged, report = _runtime(ctx).prune_images(unused_images=unused)
+    for ref in untagged:
+        click.echo(f"untagged: {ref}")
+    for diff_id in report.layer_ids:
+        click.echo(f"deleted layer: {diff_id}")
+    click.echo(f"Total reclaimed space: {_human_size(report.freed)} ({report.layers} layers, {report.blobs} blobs, "
+               f"{report.temporaries} leftovers of interrupted writes)")
 
 
 @image.command(name="inspect")

@@ -395,33 +395,73 @@ class Runtime:
 
         return ImageStore(self.config.images_dir)
 
-    def remove_image(self, ref: str) -> list[str]:
-        """Untag an image and collect what no image uses; refused while a pod
-        (running or not) was made from it: its containers' lower layers
-        would vanish under them."""
-        import json
-
+    def remove_image(self, ref: str, *, force: bool = False) -> list[str]:
+        """Untag an image and collect what no image and no pod uses; returns
+        the references removed. Refused while a pod (running or not) was
+        made from it, unless ``force``: then only the name goes, and the
+        layers stay as long as a pod has them as its lower dirs (docker's
+        ``rmi -f`` of an image a stopped container uses)."""
         from .errors import ImageError
 
         require_root("minipod image rm")
         store = self.image_store()
         image = store.resolve(ref)
         by_name = ref not in (image.id, image.id.split(":")[-1]) and not image.id.split(":")[-1].startswith(ref)
+        keep = lambda: self._layers_pods_use(store)  # noqa: E731 - evaluated under the store's GC lock
         if by_name and any(other.id == image.id and other.ref != image.ref for other in store.images()):
-            return store.remove(ref)  # another name keeps the layers: this only untags
-        users = []
+            return store.remove(ref, keep_layers=keep)  # another name keeps the layers: this only untags
+        users = self._pods_using_images().get(image.id, [])
+        if users and not force:
+            raise ImageError(f'image "{ref}" is used by pod {", ".join(users)}',
+                             hint="remove those pods first, or untag it anyway with 'minipod image rm -f' "
+                                  "(their layers stay until no pod uses them)")
+        return store.remove(ref, keep_layers=keep)
+
+    def prune_images(self, *, unused_images: bool = False):
+        """``image prune``: remove blobs and unpacked layers that no image
+        references and no pod uses, and what interrupted writers left; with
+        ``unused_images`` first untag every image no pod was made from.
+        Waits for a pull in progress. Returns (references removed, GcReport)."""
+        require_root("minipod image prune")
+        store = self.image_store()
+        return store.prune(keep_layers=lambda: self._layers_pods_use(store), unused_images=unused_images,
+                           used_image_ids=self._pods_using_images().keys())
+
+    def _pod_image_records(self):
+        """(pod name, the images of its spec.json or None when unreadable)
+        for every pod, running or not."""
+        import json
+
         for pod_dir in self.table.all():
             try:
                 with open(os.path.join(pod_dir.path, "spec.json")) as f:
                     images = json.load(f).get("images", {})
-            except (OSError, ValueError):
-                continue
-            if any(info.get("id") == image.id for info in images.values()):
-                users.append(pod_dir.key.replace("_", "/", 1))
-        if users:
-            raise ImageError(f'image "{ref}" is used by pod {", ".join(users)}',
-                             hint="remove those pods first")
-        return store.remove(ref)
+            except (OSError, ValueError, AttributeError):
+                images = None
+            yield pod_dir.key.replace("_", "/", 1), images
+
+    def _pods_using_images(self) -> dict[str, list[str]]:
+        """Image ID -> the pods made from it."""
+        users: dict[str, list[str]] = {}
+        for name, images in self._pod_image_records():
+            for image_id in sorted({info.get("id") for info in (images or {}).values() if info.get("id")}):
+                users.setdefault(image_id, []).append(name)
+        return users
+
+    def _layers_pods_use(self, store) -> set[str]:
+        """Diff IDs of the layers that pods have as lower dirs. A pod whose
+        spec.json cannot be read (one being created this instant) might use
+        any: then every layer is kept."""
+        used: set[str] = set()
+        for _name, images in self._pod_image_records():
+            if images is None:
+                return set(store.layers.diff_ids())
+            for info in images.values():
+                for layer_dir in info.get("layer_dirs") or []:
+                    diff_id = store.layer_diff_id(layer_dir)
+                    if diff_id:
+                        used.add(diff_id)
+        return used
 
     def pull_image(self, ref: str, *, creds: tuple[str, str] | None = None, insecure: bool = False,
                    progress=None):

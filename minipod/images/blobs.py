@@ -131,20 +131,37 @@ class BlobStore:
                 return self.write_stream(f, digest)
         return digest, size
 
+    def temp_file(self) -> str:
+        """A new empty file beside the blobs, to write one into (GC removes it
+        if its writer dies; only use it inside ``ImageStore.writing()``)."""
+        return self._temp_file()
+
+    def commit(self, tmp: str, digest: str) -> None:
+        """Make the file ``tmp`` (a ``temp_file()`` whose content the caller
+        has checked against ``digest``) the blob ``digest``."""
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, self.path(digest))
+
     def delete(self, digest: str) -> None:
         _unlink_quietly(self.path(digest))
 
-    def remove_temporaries(self) -> int:
-        """Remove temporary files left by writers that died. Only safe while no
-        writer can be active (the store's GC lock is held exclusively)."""
+    def remove_temporaries(self) -> tuple[int, int]:
+        """Remove temporary files left by writers that died; returns how many
+        and their bytes on disk. Only safe while no writer can be active
+        (the store's GC lock is held exclusively)."""
         try:
             names = os.listdir(self.directory)
         except FileNotFoundError:
-            return 0
-        stale = [name for name in names if name.startswith(TEMP_PREFIX)]
-        for name in stale:
-            _unlink_quietly(os.path.join(self.directory, name))
-        return len(stale)
+            return 0, 0
+        stale = [os.path.join(self.directory, name) for name in names if name.startswith(TEMP_PREFIX)]
+        freed = 0
+        for path in stale:
+            try:
+                freed += os.lstat(path).st_blocks * 512
+            except FileNotFoundError:
+                continue
+            _unlink_quietly(path)
+        return len(stale), freed
 
     # ----- helpers
 

@@ -73,12 +73,85 @@ def _zstd_reader(raw: BinaryIO, what: str) -> BinaryIO:
     return _zstandard(what).ZstdDecompressor().stream_reader(raw, read_across_frames=True)
 
 
+class GzipReader:
+    """The decompressed bytes of a gzip stream (every member, as gzip reads
+    them) from ``raw``. zlib itself checks each member's CRC and length;
+    input is taken in large chunks and output handed out as zlib makes it,
+    which is about a quarter faster than ``gzip.GzipFile`` (8 kB reads and
+    a second CRC pass in Python)."""
+
+    def __init__(self, raw: BinaryIO, chunk: int = CHUNK):
+        self._zlib = inflate_module()
+        self._raw = raw
+        self._chunk = chunk
+        self._input = b""         # taken from raw, not yet given to zlib
+        self._member = None       # the decompressor of the member in progress
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (a chunk's worth when negative); b"" at the end."""
+        limit = self._chunk * 4 if size is None or size < 0 else size
+        while True:
+            data, self._input = self._input or self._raw.read(self._chunk), b""
+            if not data:
+                if self._member is not None:
+                    raise EOFError("compressed data ended before the end-of-stream marker")
+                return b""
+            if self._member is None:
+                # As gzip does: zero padding after a member is not another member.
+                data = data.lstrip(b"\0")
+                if not data:
+                    continue
+                self._member = self._zlib.decompressobj(16 + self._zlib.MAX_WBITS)
+            out = self._member.decompress(data, limit)
+            if self._member.eof:
+                self._input = self._member.unused_data
+                self._member = None
+            else:
+                self._input = self._member.unconsumed_tail
+            if out:
+                return out
+
+    def close(self) -> None:
+        pass
+
+
+def inflate_module():
+    """The zlib to inflate with: ``zlib_ng`` (the zlib-ng library, about
+    three times faster at inflating, same interface) when that optional
+    module is installed, else the standard ``zlib``."""
+    try:
+        from zlib_ng import zlib_ng as fast  # optional: pip install zlib-ng
+    except ImportError:
+        import zlib  # lazy, see open_decompressed
+
+        return zlib
+    return fast
+
+
+def decompressing_reader(raw: BinaryIO, compression: str, what: str) -> BinaryIO:
+    """A reader of ``raw``'s bytes decompressed as ``compression`` says."""
+    if compression == NONE:
+        return raw
+    if compression == GZIP:
+        return GzipReader(raw)
+    if compression == ZSTD:
+        return _zstd_reader(raw, what)
+    if compression == XZ:
+        import lzma  # lazy, see open_decompressed
+
+        return lzma.LZMAFile(raw, mode="rb")
+    if compression == BZIP2:
+        import bz2  # lazy, see open_decompressed
+
+        return bz2.BZ2File(raw, mode="rb")
+    raise ImageError(f"{what}: unknown compression {compression!r}")
+
+
 @contextmanager
 def open_decompressed(path: str, compression: str | None = None, what: str | None = None) -> Iterator[BinaryIO]:
     """Open ``path`` for reading its uncompressed bytes. ``what`` names the
-    file in error messages (defaults to the path)."""
-    import bz2, gzip, lzma  # noqa: E401 - lazy: only image writes need them
-
+    file in error messages (defaults to the path). The decompressors are
+    imported when used: only image writes need them."""
     what = what or path
     if compression is None:
         compression = detect_file_compression(path)
@@ -87,25 +160,12 @@ def open_decompressed(path: str, compression: str | None = None, what: str | Non
     except OSError as exc:
         raise ImageError(f"cannot read {what}: {exc.strerror}") from None
     try:
-        if compression == NONE:
-            yield raw
-        elif compression == GZIP:
-            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
-                yield stream
-        elif compression == XZ:
-            with lzma.LZMAFile(raw, mode="rb") as stream:
-                yield stream
-        elif compression == BZIP2:
-            with bz2.BZ2File(raw, mode="rb") as stream:
-                yield stream
-        elif compression == ZSTD:
-            stream = _zstd_reader(raw, what)
-            try:
-                yield stream
-            finally:
+        stream = decompressing_reader(raw, compression, what)
+        try:
+            yield stream
+        finally:
+            if stream is not raw:
                 stream.close()
-        else:
-            raise ImageError(f"{what}: unknown compression {compression!r}")
     finally:
         raw.close()
 
@@ -114,7 +174,7 @@ def is_decompression_error(exc: BaseException) -> bool:
     """True for the errors the decompressors raise on corrupt input."""
     import gzip, lzma, zlib  # noqa: E401 - lazy, see open_decompressed
 
-    if isinstance(exc, (EOFError, gzip.BadGzipFile, lzma.LZMAError, zlib.error)):
+    if isinstance(exc, (EOFError, gzip.BadGzipFile, lzma.LZMAError, zlib.error, inflate_module().error)):
         return True
     if isinstance(exc, OSError) and exc.errno is None:
         return True  # bz2 and zlib report corrupt data as an errno-less OSError
@@ -134,36 +194,12 @@ def decompression_errors(what: str) -> Iterator[None]:
         raise
 
 
-class HashingReader:
-    """A read-only stream that hashes (sha256) and counts what passes through,
-    so a digest is computed in the same pass that consumes the data."""
-
-    def __init__(self, stream: BinaryIO):
-        import hashlib  # here, not at the top: ``run`` never hashes a layer
-
-        self._stream = stream
-        self._hash = hashlib.sha256()
-        self.size = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        self._hash.update(data)
-        self.size += len(data)
-        return data
-
-    def drain(self) -> None:
-        """Read (and hash) everything left: a tar reader stops at the end
-        marker, but the digest covers the whole stream, padding included."""
-        while self.read(CHUNK):
-            pass
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + self._hash.hexdigest()
-
-
 def sha256_of_stream(stream: BinaryIO) -> tuple[str, int]:
     """Digest and length of everything ``stream`` yields."""
-    reader = HashingReader(stream)
-    reader.drain()
-    return reader.digest, reader.size
+    import hashlib  # here, not at the top: ``run`` never hashes a layer
+
+    hasher, size = hashlib.sha256(), 0
+    while chunk := stream.read(CHUNK):
+        hasher.update(chunk)
+        size += len(chunk)
+    return "sha256:" + hasher.hexdigest(), size

@@ -17,10 +17,11 @@ import errno
 import json
 import os
 import re
+from typing import BinaryIO
 
 from minipod.errors import ImageError
 from minipod.images.blobs import TEMP_PREFIX, check_digest
-from minipod.images.compression import open_decompressed
+from minipod.images.compression import CHUNK, NONE, decompressing_reader, decompression_errors
 
 
 def _log():
@@ -59,6 +60,30 @@ class LayerStore:
         except (OSError, ValueError) as exc:
             raise ImageError(f"layer {diff_id}: cannot read its marker: {exc}") from None
 
+    def known_blobs(self, diff_id: str) -> list[str]:
+        """Digests of the blobs this layer was verified to come from: a pull
+        that finds both a blob and a layer in the store may only pair them
+        without decompressing the blob when that pairing was checked before
+        (else an image could claim another image's layer as its own)."""
+        try:
+            blobs = self.metadata(diff_id).get("blobs")
+        except ImageError:
+            return []
+        return blobs if isinstance(blobs, list) else []
+
+    def add_known_blob(self, diff_id: str, blob: str) -> None:
+        """Record that ``blob`` decompresses to this layer (checked by the
+        caller). Writers hold the store's writing lock; two of them adding
+        at once may lose one entry, which only costs a check later."""
+        try:
+            marker = self.metadata(diff_id)
+        except ImageError:
+            return
+        blobs = marker.get("blobs") if isinstance(marker.get("blobs"), list) else []
+        if blob not in blobs:
+            marker["blobs"] = blobs + [blob]
+            write_json_atomically(self.marker_path(diff_id), marker)
+
     def diff_ids(self) -> list[str]:
         """Every layer directory present (complete or not)."""
         try:
@@ -67,39 +92,85 @@ class LayerStore:
             return []
         return sorted("sha256:" + name for name in names if _HEX_RE.match(name))
 
-    def unpack(self, blob_path: str, compression: str, *, what: str, expected_diff_id: str | None = None) -> str:
-        """Unpack the blob at ``blob_path`` (compressed as ``compression``)
-        unless its layer exists; return its diff ID. With
-        ``expected_diff_id``, a mismatch keeps nothing and raises ImageError."""
-        from minipod.images.unpack import unpack_layer  # noqa: PLC0415 - lazy: tarfile is only for writes
-
-        import tempfile
-
-        os.makedirs(self.directory, mode=0o755, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.directory)
+    def unpack(self, blob_path: str, compression: str, *, what: str, expected_diff_id: str | None = None,
+               blob: str | None = None) -> str:
+        """Unpack the blob at ``blob_path`` (compressed as ``compression``;
+        its digest ``blob``) unless its layer exists; return its diff ID.
+        With ``expected_diff_id``, a mismatch keeps nothing and raises
+        ImageError."""
+        tmp = self.temp_dir()
         try:
-            with open_decompressed(blob_path, compression, what) as stream:
-                result = unpack_layer(stream, tmp, what=what)
-            if expected_diff_id is not None and result.diff_id != expected_diff_id:
-                raise ImageError(
-                    f"{what}: content does not match its diff ID: expected {expected_diff_id}, got {result.diff_id}"
-                )
-            if self.has(result.diff_id):
-                _log().debug("layer %s was unpacked concurrently; keeping the other copy", result.diff_id)
-            else:
-                self._commit(tmp, result)
+            try:
+                raw = open(blob_path, "rb")
+            except OSError as exc:
+                raise ImageError(f"cannot read {what}: {exc.strerror}") from None
+            with raw:
+                result = self.unpack_stream(raw, compression, tmp, what=what, pipeline=compression != NONE)
+            check_diff_id(what, expected_diff_id, result.diff_id)
+            self.commit(tmp, result, blob=blob)
             return result.diff_id
         finally:
             if os.path.lexists(tmp):
                 remove_tree(tmp)
 
-    def _commit(self, tmp: str, result) -> None:
+    def temp_dir(self) -> str:
+        """A new directory beside the layers, to unpack one into (GC removes
+        it if its writer dies; only use it inside ``ImageStore.writing()``)."""
+        import tempfile
+
+        os.makedirs(self.directory, mode=0o755, exist_ok=True)
+        return tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.directory)
+
+    @staticmethod
+    def unpack_stream(raw: BinaryIO, compression: str, target: str, *, what: str, pipeline: bool = True):
+        """Unpack the layer that ``raw`` yields (compressed as
+        ``compression``) into the empty directory ``target``; returns the
+        UnpackResult. With ``pipeline``, reading and decompressing run on a
+        second thread, handing chunks over, so that they overlap with the
+        file writes (zlib and the file system calls release the GIL)."""
+        from minipod.images.unpack import unpack_layer  # noqa: PLC0415 - lazy: tarfile is only for writes
+
+        if not pipeline:
+            with decompression_errors(what):
+                stream = decompressing_reader(raw, compression, what)
+                return unpack_layer(stream, target, what=what)
+        from minipod.images.streams import ChunkPipe, run_producer
+
+        def produce(put) -> None:
+            with decompression_errors(what):
+                stream = decompressing_reader(raw, compression, what)
+                while chunk := stream.read(CHUNK):
+                    put(chunk)
+            while raw.read(CHUNK):  # whatever follows the compressed stream: the blob's digest covers it
+                pass
+
+        pipe = ChunkPipe()
+        thread = run_producer(pipe, produce, "decompress")
+        try:
+            return unpack_layer(pipe, target, what=what)
+        except BaseException:
+            pipe.abandon()  # the producer stops at its next chunk
+            raise
+        finally:
+            thread.join()
+
+    def commit(self, tmp: str, result, *, blob: str | None = None) -> None:
+        """Make the layer unpacked in ``tmp`` (a ``temp_dir()``) exist, unless
+        another writer made it meanwhile; ``tmp`` is then left to the caller.
+        ``blob``: the digest of the (compressed) blob it was verified to
+        come from (see ``known_blobs``)."""
+        if self.has(result.diff_id):
+            _log().debug("layer %s was unpacked concurrently; keeping the other copy", result.diff_id)
+            if blob is not None:
+                self.add_known_blob(result.diff_id, blob)
+            return
         marker = {
             "diff_id": result.diff_id,
             "size": result.size,
             "opaque_fallback": result.opaque_fallback,
             "whiteout_fallback": result.whiteout_fallback,
             "skipped": result.skipped,
+            "blobs": [blob] if blob is not None else [],
         }
         # The marker goes first: the rename below is what makes the layer
         # exist, and it must never exist without its marker.
@@ -130,23 +201,57 @@ class LayerStore:
         if trash:
             remove_tree(trash)
 
-    def remove_temporaries(self) -> int:
+    def remove_temporaries(self) -> tuple[int, int]:
         """Remove temporaries of writers that died, and markers without a
-        layer. Only safe while no writer can be active (GC lock held)."""
+        layer; returns how many and their bytes on disk. Only safe while no
+        writer can be active (GC lock held)."""
         try:
             names = os.listdir(self.directory)
         except FileNotFoundError:
-            return 0
-        removed = 0
+            return 0, 0
+        removed = freed = 0
         for name in names:
             path = os.path.join(self.directory, name)
             if name.startswith(TEMP_PREFIX):
+                freed += disk_usage(path)
                 remove_tree(path)
                 removed += 1
             elif name.endswith(".json") and _HEX_RE.match(name[:-5]) and not os.path.isdir(path[:-5]):
+                freed += disk_usage(path)
                 os.unlink(path)
                 removed += 1
-        return removed
+        return removed, freed
+
+
+def disk_usage(path: str) -> int:
+    """Bytes ``path`` (a file or a tree, never following symlinks) takes on
+    disk, each inode counted once, as ``du`` does: what removing it frees."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return 0
+    total = st.st_blocks * 512
+    if not os.path.isdir(path) or os.path.islink(path):
+        return total
+    seen = set()
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except FileNotFoundError:
+                continue
+            if st.st_nlink > 1:
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+    return total
+
+
+def check_diff_id(what: str, expected: str | None, got: str) -> None:
+    """ImageError unless the layer's diff ID is the one expected (if any)."""
+    if expected is not None and got != expected:
+        raise ImageError(f"{what}: content does not match its diff ID: expected {expected}, got {got}")
 
 
 def write_json_atomically(path: str, data) -> None:

@@ -3,14 +3,18 @@
 The OCI distribution flow: ping ``/v2/`` (which also tells us how to log
 in), get the manifest by tag or digest offering every manifest type we read,
 pick this host's platform when it is an index (or Docker manifest list), then
-fetch the config and the layer blobs. Every blob is streamed to a temporary
-file in the store and checked against its digest and size before anything
-uses it; layers are fetched by a few threads at once. Only when all of them
-are there does ``ImageStore.add_image`` unpack and tag the image, so an
-interrupted or failed pull leaves no image half-visible (its temporaries are
-removed, or collected by the next GC).
+fetch the config and the layer blobs, a few layers at a time.
 
-A layer blob already in the store is not downloaded again.
+Each layer goes through one pass: the bytes from the network are hashed and
+written to a temporary blob file while they are decompressed (on one thread)
+and unpacked (on another) into a temporary layer directory, with the diff ID
+hashed on the way (download.py, layers.unpack_stream). Nothing is visible
+until every blob matches its digest and every layer its diff ID: only then
+are they renamed into place and the image tagged, so an interrupted or
+failed pull leaves no image half-visible (its temporaries are removed, or
+collected by the next GC).
+
+A layer the store has is not downloaded again.
 """
 
 from __future__ import annotations
@@ -52,7 +56,6 @@ LAYER_TYPES = frozenset((
 MAX_MANIFEST_BYTES = 4 << 20   # the spec's suggested limit for manifests
 MAX_CONFIG_BYTES = 64 << 20
 MAX_PARALLEL_LAYERS = 4        # what docker and containerd use by default
-ATTEMPTS = 3                   # per blob; later attempts resume with Range
 
 
 # ----- manifests (pure: unit-tested without a network)
@@ -167,10 +170,6 @@ class Progress:
         self._drawn = len(self._lines)
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f}MB"
-
-
 # ----- pulling
 
 
@@ -194,20 +193,39 @@ def pull_image(store, ref: str, *, creds: tuple[str, str] | None = None, insecur
         client.ping()
         manifest = _fetch_image_manifest(client, reference)
         config_desc, layer_descs = check_image_manifest(manifest)
+        # GC leaves alone what this pull writes before the image is tagged.
         with store.writing():
-            temporaries: list[str] = []
+            raw_config = _fetch_config(client, store, config_desc)
+            diff_ids = config_diff_ids(raw_config, len(layer_descs))
+            staged = _fetch_layers(client, store, layer_descs, diff_ids, progress, parallel)
             try:
-                raw_config = _fetch_config(client, store, config_desc)
-                paths = _fetch_layers(client, store, layer_descs, temporaries, progress, parallel)
-                image = store.add_image(raw_config, paths, str(reference), consume=True)
+                for layer in staged:  # every layer is verified: now they may exist
+                    layer.commit(store)
+                image = store.add_stored_layers(raw_config, [layer.record() for layer in staged], str(reference))
             finally:
-                for path in temporaries:
-                    _unlink_quietly(path)
+                for layer in staged:
+                    layer.discard()
         for desc in layer_descs:
             progress.set(desc["digest"], "Pull complete")
         return image
     finally:
         client.close()
+
+
+def config_diff_ids(raw_config: bytes, layer_count: int) -> list[str]:
+    """The diff IDs an image config lists, one per layer, checked: the
+    unpacked layers are verified against them."""
+    try:
+        document = json.loads(raw_config)
+        diff_ids = document["rootfs"]["diff_ids"]
+    except (ValueError, KeyError, TypeError):
+        raise ImageError("image config has no rootfs.diff_ids") from None
+    if not isinstance(diff_ids, list) or len(diff_ids) != layer_count:
+        raise ImageError(f"image config lists {len(diff_ids) if isinstance(diff_ids, list) else 'no'} "
+                         f"diff IDs for {layer_count} layers")
+    for diff_id in diff_ids:
+        check_digest(diff_id)
+    return diff_ids
 
 
 def _fetch_image_manifest(client: RegistryClient, reference: Reference) -> dict:
@@ -268,111 +286,133 @@ def _fetch_config(client: RegistryClient, store, desc: dict) -> bytes:
     return body
 
 
-def _fetch_layers(client, store, descs: list[dict], temporaries: list[str], progress: Progress,
-                  parallel: int) -> list[str]:
-    """The local file of every layer, bottom first: the store's blob when it
-    has it, else a verified download into the store's tmp dir (listed in
-    ``temporaries`` for the caller to remove)."""
-    import tempfile
+class _StagedLayer:
+    """One layer of a pull on its way into the store: its blob downloaded
+    into a temporary file and its content unpacked into a temporary
+    directory, both verified, neither visible until ``commit``."""
+
+    def __init__(self, desc: dict, diff_id: str):
+        self.desc = desc
+        self.diff_id = diff_id
+        self.compression: str | None = None
+        self.blob_tmp: str | None = None    # None: the blob is in the store already
+        self.layer_tmp: str | None = None   # None: the layer is in the store already
+        self.result = None                  # the UnpackResult of layer_tmp
+        self.verified_pairing = False       # the blob was checked to decompress to diff_id
+
+    def commit(self, store) -> None:
+        digest = self.desc["digest"]
+        if self.blob_tmp is not None:
+            store.blobs.commit(self.blob_tmp, digest)
+            self.blob_tmp = None
+        if self.result is not None:
+            store.layers.commit(self.layer_tmp, self.result, blob=digest)
+        elif self.verified_pairing:
+            store.layers.add_known_blob(self.diff_id, digest)
+
+    def record(self) -> dict:
+        return {"digest": self.desc["digest"], "size": self.desc["size"], "diff_id": self.diff_id,
+                "compression": self.compression}
+
+    def discard(self) -> None:
+        """Remove what is left of the temporaries (all of them unless committed)."""
+        from minipod.images.layers import remove_tree
+
+        if self.blob_tmp is not None:
+            _unlink_quietly(self.blob_tmp)
+            self.blob_tmp = None
+        if self.layer_tmp is not None and os.path.lexists(self.layer_tmp):
+            remove_tree(self.layer_tmp)
+        self.layer_tmp = None
+
+
+def _fetch_layers(client, store, descs: list[dict], diff_ids: list[str], progress: Progress,
+                  parallel: int) -> list[_StagedLayer]:
+    """Every layer staged (see _StagedLayer), bottom first, a few at a time.
+    On any failure the others are cancelled, everything staged is removed,
+    and the first error is raised."""
     from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
-    paths: list[str | None] = [None] * len(descs)
-    jobs = []
-    for i, desc in enumerate(descs):
-        if store.blobs.exists(desc["digest"]):
-            paths[i] = store.blobs.path(desc["digest"])
-            progress.set(desc["digest"], "Already exists")
-            continue
-        fd, tmp = tempfile.mkstemp(prefix="pull-", dir=store.temp_dir())
-        os.close(fd)
-        temporaries.append(tmp)
-        paths[i] = tmp
-        progress.set(desc["digest"], "Waiting")
-        jobs.append((desc, tmp))
-    if not jobs:
-        return paths
+    staged = [_StagedLayer(desc, diff_id) for desc, diff_id in zip(descs, diff_ids)]
     cancelled = threading.Event()
-    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(jobs))), thread_name_prefix="pull") as pool:
-        futures = [pool.submit(download_blob, client, desc, tmp, progress, cancelled) for desc, tmp in jobs]
+    pool = ThreadPoolExecutor(max_workers=max(1, min(parallel, len(staged) or 1)), thread_name_prefix="pull")
+    futures = []
+    try:
+        futures = [pool.submit(_stage_layer, client, store, layer, progress, cancelled) for layer in staged]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = next((f for f in done if f.exception() is not None), None)
         if failed is not None:
-            cancelled.set()  # the others stop at their next chunk
-            for future in futures:
-                future.cancel()
-            wait(futures)
             raise failed.exception()
-    return paths
+    except BaseException:
+        cancelled.set()  # the others stop at their next chunk (Ctrl-C too)
+        for future in futures:
+            future.cancel()
+        wait(futures)
+        for layer in staged:
+            layer.discard()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    return staged
 
 
-def download_blob(client: RegistryClient, desc: dict, dest: str, progress: Progress | None = None,
-                  cancelled: threading.Event | None = None) -> None:
-    """Stream the blob ``desc`` into ``dest``, checking its sha256 and size.
-    A transient failure (connection dropped, 5xx, 429) is retried, resuming
-    with a Range request where the registry allows it. A mismatch truncates
-    ``dest`` and raises ImageError."""
-    import hashlib
-    import http.client
-    import time
+def _stage_layer(client, store, layer: _StagedLayer, progress: Progress, cancelled: threading.Event) -> None:
+    """Fill in ``layer``: download, decompress, hash and unpack in one pass
+    (download and decompression on one thread, the file writes on this one),
+    skipping what the store has."""
+    from minipod.images import compression as comp
+    from minipod.images.download import BlobDownload
+    from minipod.images.layers import check_diff_id
 
-    digest, size = desc["digest"], desc["size"]
+    digest = layer.desc["digest"]
     what = f"layer {digest}"
-    hasher = hashlib.sha256()
-    done = 0
-    last_error: ImageError | None = None
-    with open(dest, "wb") as out:
-        for attempt in range(ATTEMPTS):
-            if attempt:
-                time.sleep(0.2 * attempt)
-            headers = {"Range": f"bytes={done}-"} if done else {}
-            try:
-                response = client.get(f"blobs/{digest}", headers, ok=(200, 206, 429, 500, 502, 503, 504),
-                                      what=f"blob {digest}")
-            except ImageError as exc:
-                if "cannot reach" not in str(exc):
-                    raise
-                last_error = exc
-                continue
-            try:
-                if response.status not in (200, 206):
-                    last_error = ImageError(f"{what}: registry answered HTTP {response.status}")
-                    continue
-                if response.status == 200 and done:
-                    # No resume here: start over.
-                    out.seek(0)
-                    out.truncate()
-                    hasher, done = hashlib.sha256(), 0
-                while True:
-                    if cancelled is not None and cancelled.is_set():
-                        raise ImageError(f"{what}: cancelled")
-                    chunk = response.read(1 << 20)
-                    if not chunk:
-                        break
-                    done += len(chunk)
-                    if done > size:
-                        raise ImageError(f"{what}: larger than the {size} bytes its manifest says")
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    if progress is not None:
-                        progress.set(digest, f"Downloading {_mb(done)}/{_mb(size)}")
-            except (OSError, http.client.HTTPException) as exc:
-                last_error = ImageError(f"{what}: download interrupted after {done} bytes: {exc}")
-                continue
-            finally:
-                response.close()
-            if done < size:
-                last_error = ImageError(f"{what}: truncated: {done} of {size} bytes")
-                continue
-            break
-        else:
-            out.truncate(0)
-            raise last_error or ImageError(f"{what}: download failed")
-        actual = "sha256:" + hasher.hexdigest()
-        if actual != digest:
-            out.truncate(0)
-            raise ImageError(f"{what}: content does not match its digest (got {actual})")
-    if progress is not None:
-        progress.set(digest, f"Download complete {_mb(size)}")
+    have_blob, have_layer = store.blobs.exists(digest), store.layers.has(layer.diff_id)
+    if have_blob:
+        path = store.blobs.path(digest)
+        layer.compression = comp.detect_file_compression(path)
+        if have_layer and (digest == layer.diff_id or digest in store.layers.known_blobs(layer.diff_id)):
+            progress.set(digest, "Already exists")
+            return
+        progress.set(digest, "Verifying" if have_layer else "Extracting")
+        if have_layer:  # a blob and a layer never paired before: check that they belong together
+            with comp.open_decompressed(path, layer.compression, what) as stream, comp.decompression_errors(what):
+                got, _ = comp.sha256_of_stream(stream)
+            check_diff_id(what, layer.diff_id, got)
+            layer.verified_pairing = True
+            return
+        layer.layer_tmp = store.layers.temp_dir()
+        with open(path, "rb") as raw:
+            layer.result = store.layers.unpack_stream(raw, layer.compression, layer.layer_tmp, what=what,
+                                                      pipeline=layer.compression != comp.NONE)
+        check_diff_id(what, layer.diff_id, layer.result.diff_id)
+        return
+    layer.blob_tmp = store.blobs.temp_file()
+    out = os.open(layer.blob_tmp, os.O_WRONLY | os.O_CLOEXEC)
+    download = BlobDownload(client, layer.desc, out, progress=progress, cancelled=cancelled)
+    try:
+        layer.compression = comp.detect_compression(download.peek(10))
+        if layer.compression not in comp.LAYER_MEDIA_TYPES:
+            raise ImageError(f"{what} is {layer.compression}-compressed, which no layer media type allows")
+        comp.require_support(layer.compression, what)
+        try:
+            if have_layer:  # only its diff ID to check: decompress and hash
+                with comp.decompression_errors(what):
+                    got, _ = comp.sha256_of_stream(comp.decompressing_reader(download, layer.compression, what))
+                download.finish()
+            else:
+                layer.layer_tmp = store.layers.temp_dir()
+                layer.result = store.layers.unpack_stream(download, layer.compression, layer.layer_tmp,
+                                                          what=what)
+                got = layer.result.diff_id
+        except ImageError:
+            if not cancelled.is_set() and not download.verified:
+                download.finish()  # a wrong or short blob is the cause to report
+            raise
+        check_diff_id(what, layer.diff_id, got)
+        layer.verified_pairing = True
+    finally:
+        download.close()
+        os.close(out)
 
 
 def _unlink_quietly(path: str) -> None:

@@ -9,7 +9,9 @@ Layout under ``images_dir`` (Config.images_dir):
   replaced atomically under an flock on ``lock``;
 * ``gc.lock``: writers hold it shared while they add blobs and layers that no
   reference points to yet; garbage collection holds it exclusively, so it
-  never deletes what a running ``add_image`` is about to tag;
+  never deletes what a running ``add_image`` or pull is about to tag. GC
+  also keeps the layers that pods use although no image names them any more
+  (``image rm -f``): the store knows no pods, so its caller says which;
 * ``tmp/``: scratch files of writers (an import's tar of a directory).
 
 An image is ``manifest -> config blob + layer blobs``; its ID is the config
@@ -23,12 +25,13 @@ import json
 import os
 import re
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from minipod.errors import ImageError
 from minipod.images import compression as comp
 from minipod.images.blobs import BlobStore, check_digest
-from minipod.images.layers import LayerStore, remove_tree, write_json_atomically
+from minipod.images.gc import GcReport, KeepLayers
+from minipod.images.layers import LayerStore, write_json_atomically
 from minipod.images.reference import parse_reference
 
 
@@ -49,6 +52,9 @@ _ID_RE = re.compile(r"^(?:sha256:)?([a-f0-9]{1,64})$")
 # A bare hex string this long that is no known name is taken as an ID prefix
 # (Docker accepts short IDs such as the 12 digits ``image ls`` prints).
 _MIN_SHORT_ID = 4
+_HEX64_RE = re.compile(r"^[a-f0-9]{64}$")
+
+
 
 
 class Image:
@@ -96,32 +102,6 @@ class Image:
     def familiar_ref(self) -> str:
         """The short form Docker prints: ``busybox:latest``."""
         return parse_reference(self.ref).familiar
-
-
-class GcReport:
-    """What one garbage collection removed. ``skipped`` when it could not
-    run (a writer is busy, or an image could not be read)."""
-
-    __slots__ = ("blobs", "layers", "temporaries", "skipped")
-
-    def __init__(self, blobs: int = 0, layers: int = 0, temporaries: int = 0, skipped: bool = False):
-        self.blobs = blobs
-        self.layers = layers
-        self.temporaries = temporaries
-        self.skipped = skipped
-
-    def _key(self) -> tuple:
-        return (self.blobs, self.layers, self.temporaries, self.skipped)
-
-    def __eq__(self, other):
-        return self._key() == other._key() if isinstance(other, GcReport) else NotImplemented
-
-    def __hash__(self):
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return (f"GcReport(blobs={self.blobs!r}, layers={self.layers!r}, temporaries={self.temporaries!r}, "
-                f"skipped={self.skipped!r})")
 
 
 class _LayerEntry:
@@ -221,33 +201,59 @@ class ImageStore:
                                 expected_diff_ids[i] if expected_diff_ids else None, consume)
                 for i, (path, kind) in enumerate(zip(layer_tar_paths, kinds))
             ]
-            diff_ids = [layer.diff_id for layer in layers]
             if raw_config is None:
-                document["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
+                document["rootfs"] = {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]}
                 raw_config = canonical_json(document)
-            config_digest = self.blobs.write_bytes(raw_config)
-            manifest = {
-                "schemaVersion": 2,
-                "mediaType": MANIFEST_MEDIA_TYPE,
-                "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": config_digest, "size": len(raw_config)},
-                "layers": [layer.descriptor() for layer in layers],
-            }
-            manifest_digest = self.blobs.write_bytes(canonical_json(manifest))
-            entry = {"digest": manifest_digest, "config": config_digest}
-            with self._index_lock():
-                refs = self._read_index()
-                refs[key] = entry
-                self._write_index(refs)
-        _log().debug("tagged %s -> %s", key, manifest_digest)
+            entry = self._write_image(raw_config, layers, key)
         return self._load(key, entry)
 
-    def remove(self, ref: str) -> list[str]:
+    def add_stored_layers(self, raw_config: bytes, layers: list[dict], ref: str) -> Image:
+        """Tag ``ref`` as an image made of layers already in the store: each
+        of ``layers`` is {digest, size, diff_id, compression} of a blob and
+        its unpacked layer, both present (pull puts them there itself, in
+        one pass, inside ``writing()``). The config's diff IDs must be the
+        layers'."""
+        key = str(parse_reference(ref))
+        document, _ = self._config_document(raw_config)
+        if self._given_diff_ids(document, len(layers)) != [layer["diff_id"] for layer in layers]:
+            raise ImageError("image config: its diff IDs are not those of the layers")
+        entries = []
+        for i, layer in enumerate(layers):
+            if not self.blobs.exists(layer["digest"]) or not self.layers.has(layer["diff_id"]):
+                raise ImageError(f"layer {i + 1} ({layer['digest']}) is not in the store")
+            entries.append(_LayerEntry(comp.LAYER_MEDIA_TYPES[layer["compression"]], layer["digest"],
+                                       layer["size"], layer["diff_id"]))
+        with self.writing():
+            entry = self._write_image(bytes(raw_config), entries, key)
+        return self._load(key, entry)
+
+    def _write_image(self, raw_config: bytes, layers: list, key: str) -> dict:
+        """Store the config and a manifest of ``layers``, then point ``key``
+        at them; returns the index entry."""
+        config_digest = self.blobs.write_bytes(raw_config)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_MEDIA_TYPE,
+            "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": config_digest, "size": len(raw_config)},
+            "layers": [layer.descriptor() for layer in layers],
+        }
+        manifest_digest = self.blobs.write_bytes(canonical_json(manifest))
+        entry = {"digest": manifest_digest, "config": config_digest}
+        with self._index_lock():
+            refs = self._read_index()
+            refs[key] = entry
+            self._write_index(refs)
+        _log().debug("tagged %s -> %s", key, manifest_digest)
+        return entry
+
+    def remove(self, ref: str, *, keep_layers: KeepLayers = None) -> list[str]:
         """Remove the reference ``ref`` (or, given an image ID, every
         reference to that image), then collect blobs and layers no image uses
         any more. Returns the references removed.
 
-        The store does not know about containers: callers must refuse to
-        remove an image that a running pod still uses."""
+        The store does not know about containers: callers refuse to remove
+        an image a pod was made from, or pass the diff IDs that pods still
+        use as ``keep_layers`` (see ``gc``)."""
         self._find(ref, self._read_index())  # not found: fail before creating anything
         with self._index_lock():
             refs = self._read_index()
@@ -261,38 +267,56 @@ class ImageStore:
             self._write_index(refs)
         _log().debug("untagged %s", ", ".join(doomed))
         # Never wait for a running import: what it leaves is collected next time.
-        self.gc(wait=False)
+        self.gc(wait=False, keep_layers=keep_layers)
         return doomed
 
-    def gc(self, *, wait: bool = True) -> GcReport:
+    def prune(self, *, keep_layers: KeepLayers = None, unused_images: bool = False,
+              used_image_ids: Iterable[str] = ()) -> tuple[list[str], GcReport]:
+        """``image prune``: collect what no image references and no pod uses
+        (``keep_layers``, see ``gc``), waiting for writers (a pull in
+        progress) to finish first. With ``unused_images``, first untag every
+        image whose ID is not in ``used_image_ids`` (docker's ``-a``).
+        Returns the references removed and what GC removed."""
+        untagged: list[str] = []
+        if unused_images and os.path.isfile(self.index_path):
+            used = set(used_image_ids)
+            with self._index_lock():
+                refs = self._read_index()
+                untagged = sorted(k for k, e in refs.items() if e.get("config") not in used)
+                for key in untagged:
+                    del refs[key]
+                if untagged:
+                    self._write_index(refs)
+            _log().debug("untagged %s", ", ".join(untagged))
+        return untagged, self.gc(wait=True, keep_layers=keep_layers)
+
+    def gc(self, *, wait: bool = True, keep_layers: KeepLayers = None) -> GcReport:
         """Delete blobs and layers that no reference uses, and temporaries of
         writers that died. With ``wait=False`` it gives up at once when a
-        writer is busy."""
-        if not os.path.isdir(self.images_dir):
-            return GcReport()
+        writer is busy. ``keep_layers``: diff IDs of layers to keep although
+        no image names them (pods made from an image removed with ``-f``
+        still have them as their lower dirs), or a function returning them,
+        called once the GC lock is held. See gc.py."""
+        from minipod.images.gc import collect
+
+        return collect(self, wait=wait, keep_layers=keep_layers)
+
+    def layer_diff_id(self, path: str) -> str | None:
+        """The diff ID of the layer directory ``path`` (as an Image's
+        ``layer_dirs`` give it), or None when it is not a layer of this store."""
+        path = os.path.abspath(path)
+        if os.path.dirname(path) != self.layers.directory:
+            return None
+        name = os.path.basename(path)
+        return "sha256:" + name if _HEX64_RE.match(name) else None
+
+    @contextmanager
+    def collecting(self, *, wait: bool = True) -> Iterator[bool]:
+        """Hold while collecting garbage: no writer is active meanwhile.
+        Yields False (and holds nothing) when ``wait`` is False and a writer
+        is busy."""
         with self._flock(self.gc_lock_path, fcntl.LOCK_EX, blocking=wait) as locked:
-            if not locked:
-                _log().debug("image GC skipped: a writer is busy")
-                return GcReport(skipped=True)
-            # Writers are excluded, so the index can only shrink meanwhile:
-            # reading it without its lock keeps at worst a little too much.
-            try:
-                used_blobs, used_layers = self._referenced(self._read_index())
-            except ImageError as exc:
-                _log().warning("image GC skipped: %s", exc)
-                return GcReport(skipped=True)
-            blobs = [d for d in self.blobs.digests() if d not in used_blobs]
-            layers = [d for d in self.layers.diff_ids() if d not in used_layers]
-            for digest in blobs:
-                self.blobs.delete(digest)
-            for diff_id in layers:
-                self.layers.remove(diff_id)
-            temporaries = self.blobs.remove_temporaries() + self.layers.remove_temporaries()
-            if os.path.isdir(self.tmp_dir):
-                for name in os.listdir(self.tmp_dir):
-                    remove_tree(os.path.join(self.tmp_dir, name))
-                    temporaries += 1
-        return GcReport(blobs=len(blobs), layers=len(layers), temporaries=temporaries)
+            yield locked
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -397,13 +421,17 @@ class ImageStore:
             if not self.layers.has(diff_id):
                 self.layers.unpack(blob_path, kind, what=what, expected_diff_id=diff_id)
         elif expected_diff_id is not None and self.layers.has(expected_diff_id):
-            with comp.open_decompressed(blob_path, kind, what) as stream, comp.decompression_errors(what):
-                diff_id, _ = comp.sha256_of_stream(stream)
-            if diff_id != expected_diff_id:
-                raise _diff_id_mismatch(what, expected_diff_id, diff_id)
+            diff_id = expected_diff_id
+            if digest not in self.layers.known_blobs(diff_id):  # never paired: check they belong together
+                with comp.open_decompressed(blob_path, kind, what) as stream, comp.decompression_errors(what):
+                    got, _ = comp.sha256_of_stream(stream)
+                if got != expected_diff_id:
+                    raise _diff_id_mismatch(what, expected_diff_id, got)
+                self.layers.add_known_blob(diff_id, digest)
         else:
             # The diff ID comes out of the unpack itself: one decompression.
-            diff_id = self.layers.unpack(blob_path, kind, what=what, expected_diff_id=expected_diff_id)
+            diff_id = self.layers.unpack(blob_path, kind, what=what, expected_diff_id=expected_diff_id,
+                                         blob=digest)
         return _LayerEntry(comp.LAYER_MEDIA_TYPES[kind], digest, size, diff_id)
 
     def _load(self, key: str, entry: dict) -> Image:
@@ -446,6 +474,12 @@ class ImageStore:
             manifest=manifest,
             config_document=document,
         )
+
+    def referenced(self) -> tuple[set[str], set[str]]:
+        """The blobs and the layers (diff IDs) that the images in the index
+        use. ImageError when an image cannot be read: then nobody knows what
+        it needs, and GC must delete nothing."""
+        return self._referenced(self._read_index())
 
     def _referenced(self, refs: dict) -> tuple[set[str], set[str]]:
         blobs: set[str] = set()

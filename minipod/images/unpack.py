@@ -25,18 +25,30 @@ caller can record them (the store keeps them in the layer's marker).
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import shutil
 import stat
 import tarfile
-from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from minipod.errors import ImageError
-from minipod.images.compression import CHUNK, HashingReader, is_decompression_error
+from minipod.images.compression import CHUNK, is_decompression_error
+from minipod.images.filewriter import MAX_FILE_BYTES, FileWriter, worker_count, write_file
+from minipod.images.streams import TarSource
 
-log = logging.getLogger("minipod.images.unpack")
+
+
+class _LazyLog:
+    """The module's logger, made on first use: logging is not imported
+    unless something is logged."""
+
+    def __getattr__(self, name):
+        import logging
+
+        return getattr(logging.getLogger("minipod.images.unpack"), name)
+
+
+log = _LazyLog()
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
@@ -51,19 +63,35 @@ FORBIDDEN_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
 
 _DIR_OPEN_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIR_CACHE_MAX = 256
+_FILE_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _UNSUPPORTED_XATTR_ERRNOS = (errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL)
 
 
-@dataclass
 class UnpackResult:
     """What unpack_layer() did. ``diff_id`` is the sha256 of the whole
-    uncompressed tar stream (the OCI diff ID)."""
+    uncompressed tar stream (the OCI diff ID); the lists name what could not
+    be made in overlay's form without root, and what was skipped. (A plain
+    class: dataclasses and logging cost the unpack's process 20 ms to import.)"""
 
-    diff_id: str
-    size: int
-    opaque_fallback: list[str] = field(default_factory=list)
-    whiteout_fallback: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    __slots__ = ("diff_id", "size", "opaque_fallback", "whiteout_fallback", "skipped")
+
+    def __init__(self, diff_id: str, size: int, opaque_fallback: list[str] | None = None,
+                 whiteout_fallback: list[str] | None = None, skipped: list[str] | None = None):
+        self.diff_id = diff_id
+        self.size = size
+        self.opaque_fallback = opaque_fallback or []
+        self.whiteout_fallback = whiteout_fallback or []
+        self.skipped = skipped or []
+
+    def __eq__(self, other):
+        if not isinstance(other, UnpackResult):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return "UnpackResult(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
 
 
 def split_member_path(name: str, what: str = "layer") -> list[str]:
@@ -101,7 +129,7 @@ def _member_xattrs(member: tarfile.TarInfo) -> list[tuple[str, bytes]]:
 class _Unpacker:
     """Creates the entries of one tar stream under ``root_fd``."""
 
-    def __init__(self, root_fd: int, what: str):
+    def __init__(self, root_fd: int, what: str, workers: int):
         self.root_fd = root_fd
         self.what = what
         self.privileged = os.geteuid() == 0
@@ -114,14 +142,21 @@ class _Unpacker:
         self.opaque_fallback: list[str] = []
         self.whiteout_fallback: list[str] = []
         self.skipped: list[str] = []
+        self.writer = FileWriter(workers) if workers else None
+        # Every path this layer has made (the target starts empty).
+        self.created: set[tuple[str, ...]] = set()
 
     # ----- directories, walked one component at a time without following symlinks
 
     def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()  # no worker may use a directory fd once it is closed
         self._forget_dirs()
         self.close_stale()
 
     def close_stale(self) -> None:
+        if self.stale_fds and self.writer is not None:
+            self.writer.flush()  # files in flight may be written through them
         for fd in self.stale_fds:
             os.close(fd)
         self.stale_fds.clear()
@@ -154,6 +189,7 @@ class _Unpacker:
                 raise
             try:
                 os.mkdir(name, 0o755, dir_fd=parent)
+                self.created.add(key)
                 fd = os.open(name, _DIR_OPEN_FLAGS, dir_fd=parent)
                 os.fchmod(fd, 0o755)  # whatever the umask
             except OSError as exc:
@@ -178,7 +214,14 @@ class _Unpacker:
     def remove_existing(self, parent: int, parts: list[str], *, keep_dir: bool = False) -> bool:
         """Remove what is at ``parts`` (in ``parent``, its directory's fd): a
         later tar entry replaces an earlier one, as with tar. Returns True
-        when a directory was kept."""
+        when a directory was kept. Callers create an entry at ``parts``
+        right after: it is remembered, so that only a path this layer made
+        before is looked at (a stat per entry, contending with the writer
+        threads for the directory's lock, was a quarter of a pull's unpack)."""
+        key = tuple(parts)
+        if key not in self.created:
+            self.created.add(key)
+            return False
         name = parts[-1]
         try:
             st = os.stat(name, dir_fd=parent, follow_symlinks=False)
@@ -187,6 +230,8 @@ class _Unpacker:
         if stat.S_ISDIR(st.st_mode):
             if keep_dir:
                 return True
+            if self.writer is not None:
+                self.writer.flush()  # files in flight may be under it
             # Cached fds below it would point into a deleted tree.
             self._forget_dirs(tuple(parts))
             shutil.rmtree(name, dir_fd=parent)
@@ -243,6 +288,8 @@ class _Unpacker:
             return
         if len(self.dir_cache) > _DIR_CACHE_MAX:
             self._forget_dirs()
+        if self.writer is not None:
+            self.writer.settle(tuple(parts))  # a file in flight there (or above) must exist first
         name = parts[-1]
         if parts[0].startswith(WHITEOUT_META_PREFIX) and parts != [WHITEOUT_OPAQUE]:
             # aufs bookkeeping (.wh..wh.plnk/…, .wh..wh.aufs): not content.
@@ -271,8 +318,10 @@ class _Unpacker:
             self.deferred_dirs[tuple(parts)] = member
         elif member.isreg():
             self.remove_existing(parent, parts)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = os.open(name, flags, 0o600, dir_fd=parent)
+            if self.writer is not None and not member.issparse() and member.size <= MAX_FILE_BYTES:
+                self.file_in_background(tar, member, parts, parent, relpath)
+                return
+            fd = os.open(name, _FILE_CREATE_FLAGS, 0o600, dir_fd=parent)
             try:
                 _copy_data(tar, member, fd)
                 self.apply_attributes(member, fd, parent, name, relpath)
@@ -294,6 +343,24 @@ class _Unpacker:
             log.warning("%s: skipping %s: unsupported tar entry type %r", self.what, relpath, member.type)
             self.skipped.append(relpath)
 
+    def file_in_background(self, tar, member, parts, parent, relpath) -> None:
+        """Hand a regular file to the writer's threads, with its data as
+        views of the stream's chunks (read now: the stream moves on)."""
+        source = tar.fileobj
+        source.seek(member.offset_data)
+        views = source.views(member.size)
+        if sum(len(v) for v in views) != member.size:
+            raise tarfile.ReadError("unexpected end of data")
+        name = parts[-1]
+
+        def job() -> None:
+            try:
+                write_file(parent, name, views, lambda fd: self.apply_attributes(member, fd, parent, name, relpath))
+            except OSError as exc:
+                raise self._fail(relpath, f"cannot create: {exc.strerror or exc}") from None
+
+        self.writer.submit(tuple(parts), member.size, job)
+
     def hardlink(self, member, parent, parts, relpath) -> None:
         name = parts[-1]
         target_parts = split_member_path(member.linkname, self.what)
@@ -302,6 +369,8 @@ class _Unpacker:
             raise self._fail(relpath, "hard link to the layer root")
         if target_parts == parts:
             return  # a link to itself: already there
+        if self.writer is not None:
+            self.writer.settle(tuple(target_parts))
         try:
             target_parent = self.open_dir(target_parts[:-1], create=False)
         except FileNotFoundError:
@@ -341,6 +410,8 @@ class _Unpacker:
         if hidden in ("", ".", ".."):
             raise self._fail(relpath, "invalid whiteout name")
         hidden_relpath = "/".join(parts[:-1] + [hidden])
+        if self.writer is not None:
+            self.writer.settle(tuple(parts[:-1] + [hidden]))
         try:
             self.remove_existing(parent, parts[:-1] + [hidden])
             os.mknod(hidden, stat.S_IFCHR, os.makedev(0, 0), dir_fd=parent)
@@ -369,6 +440,8 @@ class _Unpacker:
         """Apply directory modes, owners and times, deepest first, so that
         no directory loses its write or search bit before its children are
         done."""
+        if self.writer is not None:
+            self.writer.flush()  # every file written: their directories' times go last
         self._forget_dirs()
         for parts, member in sorted(self.deferred_dirs.items(), key=lambda item: -len(item[0])):
             relpath = "/".join(parts) or "."
@@ -387,25 +460,18 @@ class _Unpacker:
 
 
 def _copy_data(tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int) -> None:
-    """Write ``member``'s content to ``fd``. Read straight from the tar
-    stream, which already sits at the data: ``extractfile``'s reader goes
-    through two more buffering layers and was most of the unpack's CPU time
-    (bench/images.py). Sparse members keep tarfile's reader, which knows
-    their holes."""
+    """Write ``member``'s content to ``fd``, straight from the chunks the
+    TarSource holds (no copy, no per-10-kB Python call). Sparse members keep
+    tarfile's reader, which knows their holes."""
+    source = tar.fileobj
     if member.issparse():
-        source = tar.extractfile(member)
-        while chunk := source.read(CHUNK):
+        reader = tar.extractfile(member)
+        while chunk := reader.read(CHUNK):
             _write_all(fd, chunk)
         return
-    stream = tar.fileobj
-    stream.seek(member.offset_data)  # where it is already; tarfile skips the padding after
-    remaining = member.size
-    while remaining:
-        chunk = stream.read(min(CHUNK, remaining))
-        if not chunk:
-            raise tarfile.ReadError("unexpected end of data")
-        _write_all(fd, chunk)
-        remaining -= len(chunk)
+    source.seek(member.offset_data)  # where it is already; tarfile skips the padding after
+    if source.copy_to(lambda view: os.write(fd, view), member.size) != member.size:
+        raise tarfile.ReadError("unexpected end of data")
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -415,23 +481,24 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def unpack_layer(stream: BinaryIO, target: str, *, what: str = "layer") -> UnpackResult:
+def unpack_layer(stream: BinaryIO, target: str, *, what: str = "layer", workers: int | None = None) -> UnpackResult:
     """Unpack the uncompressed tar ``stream`` into the existing, empty
     directory ``target`` and return what was done, with the diff ID computed
-    from the stream on the way. ``what`` names the layer in errors.
+    from the stream on the way. ``what`` names the layer in errors;
+    ``workers``: threads that write regular files (default: by CPU count).
 
     Raises ImageError for unsafe or invalid content; ``target`` is then left
     partly filled for the caller to remove."""
-    reader = HashingReader(stream)
+    reader = TarSource(stream)
     try:
         root_fd = os.open(target, _DIR_OPEN_FLAGS)
     except OSError as exc:
         raise ImageError(f"cannot open layer directory {target}: {exc.strerror}") from None
-    unpacker = _Unpacker(root_fd, what)
+    unpacker = _Unpacker(root_fd, what, worker_count() if workers is None else workers)
     try:
         # A layer root is world-readable unless the tar says otherwise.
         os.fchmod(root_fd, 0o755)
-        with tarfile.open(fileobj=reader, mode="r|", encoding="utf-8", errors="surrogateescape") as tar:
+        with tarfile.open(fileobj=reader, mode="r:", encoding="utf-8", errors="surrogateescape") as tar:
             for member in tar:
                 unpacker.entry(tar, member)
         reader.drain()

@@ -74,8 +74,20 @@ def outside(tmp_path):
     return path
 
 
+_workers = {"count": 0}
+
+
+@pytest.fixture(autouse=True, params=[0, 3], ids=["one-thread", "file-writer-threads"])
+def writer_threads(request):
+    """Every test runs twice: files written by the unpacking thread, and by
+    the writer threads (whose ordering must give the same result)."""
+    _workers["count"] = request.param
+    yield request.param
+
+
 def unpack(layer, *entries):
-    return unpack_layer(io.BytesIO(tar_bytes(*entries)), str(layer), what="test layer")
+    return unpack_layer(io.BytesIO(tar_bytes(*entries)), str(layer), what="test layer",
+                        workers=_workers["count"])
 
 
 def test_files_dirs_symlinks_and_modes_are_kept(layer):
@@ -206,6 +218,15 @@ def test_later_entries_replace_earlier_ones(layer):
     assert (layer / "a").read_bytes() == b"two"
     assert (layer / "d").read_bytes() == b"now a file"
     assert os.path.isdir(layer / "s") and not os.path.islink(layer / "s")
+
+
+def test_implicit_parent_directories_can_be_replaced_too(layer):
+    # "x" and "p/q" are made on the way to their children, never named by an entry.
+    unpack(layer, file("x/y", b"y"), file("x", b"now a file"), file("p/q/r", b"r"), symlink("p/q", "elsewhere"),
+           file("p/q2", b"q2"))
+    assert (layer / "x").read_bytes() == b"now a file"
+    assert os.readlink(layer / "p/q") == "elsewhere"
+    assert (layer / "p/q2").read_bytes() == b"q2"
 
 
 def test_nested_directory_replaced_while_its_parent_is_in_use(layer):
