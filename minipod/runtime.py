@@ -166,17 +166,21 @@ class Runtime:
 
         for pod in manifest.pods:  # before a pull: a missing or broken Localhost profile is a clear error
             check_pod_profiles(pod, self.config.seccomp_dir)
-        images = [self._resolve_images(pod, manifest.secrets) for pod in manifest.pods]
-        for pod in manifest.pods:  # a taken hostPort is a clear error before anything exists
-            self._check_host_ports(pod)
-        if not replace:  # all or nothing: no pod starts when one name is taken
-            for pod in manifest.pods:
-                meta = pod["metadata"]
-                if self.table.dir_for(meta["namespace"], meta["name"]).exists():
-                    self.table.claim(meta["namespace"], meta["name"])  # raises the usual error
-        reports = []
-        for pod, pod_images in zip(manifest.pods, images):
-            reports.append(self._start_pod(pod, pod_images, manifest, replace))
+        # From the moment its layers are looked up until its spec.json names
+        # them, a starting pod holds the store's writer lock: an 'image rm'
+        # or 'prune' in between would not know the pod needs them.
+        with self.image_store().writing():
+            images = [self._resolve_images(pod, manifest.secrets) for pod in manifest.pods]
+            for pod in manifest.pods:  # a taken hostPort is a clear error before anything exists
+                self._check_host_ports(pod)
+            if not replace:  # all or nothing: no pod starts when one name is taken
+                for pod in manifest.pods:
+                    meta = pod["metadata"]
+                    if self.table.dir_for(meta["namespace"], meta["name"]).exists():
+                        self.table.claim(meta["namespace"], meta["name"])  # raises the usual error
+            reports = []
+            for pod, pod_images in zip(manifest.pods, images):
+                reports.append(self._start_pod(pod, pod_images, manifest, replace))
         return reports
 
     def _check_host_ports(self, pod: dict) -> None:
