@@ -8,10 +8,10 @@ so image unpacking and ``mknod`` in build scripts still work) and reading
 and writing only the OCI runtime spec's default devices — runc's and
 containerd's default list. A privileged container keeps every device.
 
-cgroup v2 has no device files: there the rules are an eBPF program attached
-to the cgroup (BPF_PROG_TYPE_CGROUP_DEVICE), which minipod does not build
-yet; on such hosts the default capability set and the private ``/dev`` are
-the only guard, and ``restrict_devices`` says so in its return value.
+cgroup v2 has no device files: there the same list becomes an eBPF program
+attached to the container's cgroup (BPF_PROG_TYPE_CGROUP_DEVICE), built in
+``devices_bpf.py``. A hybrid host (v1 controllers plus a controller-less
+cgroup2 tree) keeps the v1 files: its containers' cgroups are v1 ones.
 """
 
 from __future__ import annotations
@@ -59,11 +59,16 @@ def write_device_rules(directory: str, privileged: bool) -> None:
 def restrict_devices(cgroup, privileged: bool) -> list[str]:
     """Apply the device rules to a container's cgroup (created, no process in
     it yet). Returns warnings: one when the host gives no way to apply them."""
-    directory = cgroup.controller_dir("devices") if cgroup.kind == "v1" else None
-    if directory is None or not os.path.isdir(directory):
-        if privileged:
-            return []  # nothing to restrict
+    if privileged:
+        return []  # the cgroup inherits its parent's (the host's) access
+    directory = cgroup.controller_dir("devices")
+    if cgroup.kind == "v2" and directory is not None:
+        from .devices_bpf import attach_device_program  # ctypes and bpf(2): v2 hosts only
+
+        attach_device_program(directory)
+        return []
+    if cgroup.kind != "v1" or directory is None or not os.path.isdir(directory):
         return ["device access is not restricted by a cgroup on this host "
-                "(needs the cgroup v1 devices hierarchy)"]
+                "(needs the cgroup v1 devices hierarchy or a cgroup v2 tree)"]
     write_device_rules(directory, privileged)
     return []

@@ -37,7 +37,9 @@ class _FakeCgroup:
         return self.directory
 
 
-def test_v2_host_gets_a_warning_not_an_error(tmp_path):
+def test_a_cgroup_with_no_directory_for_devices_gets_a_warning_not_an_error(tmp_path):
+    """No devices hierarchy at all (a v1 host without it, or no cgroup
+    directory to attach a program to): a warning, not a failed start."""
     warnings = restrict_devices(_FakeCgroup("v2", None), privileged=False)
     assert len(warnings) == 1 and "not restricted" in warnings[0]
     assert restrict_devices(_FakeCgroup("v2", None), privileged=True) == []

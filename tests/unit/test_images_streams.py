@@ -56,11 +56,15 @@ def test_gzip_reader_limits_what_one_read_returns():
     assert len(reader.read(1 << 16)) <= 1 << 16
 
 
+# zlib's own error, or zlib-ng's when that is installed (compression.py turns either into an ImageError)
+INFLATE_ERRORS = (zlib.error, comp.inflate_module().error)
+
+
 @pytest.mark.parametrize("damage, error", [
-    (lambda d: d[:-100], EOFError),                                 # truncated
-    (lambda d: d[:-8] + bytes([d[-8] ^ 1]) + d[-7:], zlib.error),   # CRC of the content wrong
-    (lambda d: d + b"garbage after the member", zlib.error),
-    (lambda d: b"not gzip at all", zlib.error),
+    (lambda d: d[:-100], EOFError),                                      # truncated
+    (lambda d: d[:-8] + bytes([d[-8] ^ 1]) + d[-7:], INFLATE_ERRORS),   # CRC of the content wrong
+    (lambda d: d + b"garbage after the member", INFLATE_ERRORS),
+    (lambda d: b"not gzip at all", INFLATE_ERRORS),
 ])
 def test_gzip_reader_refuses_damaged_streams(damage, error):
     data = damage(gzip.compress(b"content " * 10000))
@@ -68,7 +72,8 @@ def test_gzip_reader_refuses_damaged_streams(damage, error):
         _read_all(comp.GzipReader(io.BytesIO(data)))
     with pytest.raises(error):
         _read_all(comp.GzipReader(io.BytesIO(data)))
-    assert comp.is_decompression_error(error("x"))
+    for kind in error if isinstance(error, tuple) else (error,):
+        assert comp.is_decompression_error(kind("x"))
 
 
 # ----- TarSource
