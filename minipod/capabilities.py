@@ -50,11 +50,28 @@ def all_caps_mask(last_cap: int | None = None) -> int:
     return (1 << (last_cap + 1)) - 1
 
 
-def container_caps(security_context: dict | None, last_cap: int | None = None) -> int:
+def held_caps_mask() -> int:
+    """The capabilities minipod itself may hand on: its bounding set. Where
+    minipod runs with fewer than all (a container, a restricted VM: this one
+    lacks CAP_SYS_RESOURCE), asking the kernel for more fails the spawn."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError, IndexError):
+        pass
+    return all_caps_mask()
+
+
+def container_caps(security_context: dict | None, last_cap: int | None = None, held: int | None = None) -> int:
     """The bounding set of a container: the default set, or everything when
-    privileged, then ``capabilities.add`` and ``drop`` (``ALL`` allowed)."""
+    privileged, then ``capabilities.add`` and ``drop`` (``ALL`` allowed).
+    "Everything" is what the kernel knows and minipod holds (``held``, read
+    from /proc/self/status when not given), as podman gives a privileged
+    container what it has itself."""
     sc = security_context or {}
-    everything = all_caps_mask(last_cap)
+    everything = all_caps_mask(last_cap) & (held_caps_mask() if held is None else held)
     if sc.get("privileged"):
         return everything
     caps = sc.get("capabilities") or {}

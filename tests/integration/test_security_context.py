@@ -129,3 +129,46 @@ spec:
     assert (user["uid"], user["gid"]) == (33, 33)
     assert user["supplementalGroups"] == [int(g) for g in groups.split()]
     pod.remove(timeout=0)
+
+
+def test_privileged_lifts_masks_devices_and_capabilities_but_not_namespaces(mpi):
+    pod = mpi.runtime().run(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: priv}}
+spec:
+  containers:
+  - name: priv
+    image: {DEMO_IMAGE}
+    command: [sleep, "3600"]
+    securityContext: {{privileged: true}}
+  - name: plain
+    image: {DEMO_IMAGE}
+    command: [sleep, "3600"]
+""")
+    pod.wait(lambda p: p.phase == "Running", timeout=10)
+
+    def sh(container: str, script: str):
+        return pod.exec(container, ["sh", "-c", script])
+
+    from minipod.capabilities import held_caps_mask
+
+    cap_eff = {c: int(sh(c, "grep CapEff /proc/self/status").text.split()[1], 16) for c in ("priv", "plain")}
+    assert cap_eff["priv"] == held_caps_mask() & cap_eff["priv"] and cap_eff["priv"] & (1 << 21)  # SYS_ADMIN
+    assert not cap_eff["plain"] & (1 << 21)
+    # Masked paths: /proc/keys has /dev/null mounted over it in the plain container only.
+    masked = "grep -c ' /proc/keys ' /proc/mounts"
+    assert sh("plain", masked).text.strip() == "1"
+    assert sh("priv", masked).text.strip() == "0"
+    # Devices: a node for the kernel log opens only where the cgroup allows it.
+    for c in ("priv", "plain"):
+        assert sh(c, "mknod /tmp/kmsg c 1 11").returncode == 0
+    assert sh("priv", "head -c 1 /tmp/kmsg >/dev/null").returncode == 0
+    assert "Operation not permitted" in sh("plain", "head -c 1 /tmp/kmsg").stderr.decode()
+    # Mounting works, inside the container's own mount namespace only.
+    assert sh("priv", "mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && grep -c ' /mnt/t ' /proc/mounts").text.strip() == "1"
+    assert "/mnt/t" not in open("/proc/self/mounts").read()
+    # Still the pod's namespaces: its own hostname and PID 1.
+    assert sh("priv", "hostname").text.strip() == "priv"
+    assert sh("priv", "cat /proc/1/comm").text.strip() == "sleep"
+    pod.remove(timeout=0)

@@ -107,12 +107,23 @@ def test_resolve_user_does_not_follow_a_symlinked_directory_out_of_the_image(tmp
 
 
 def test_capabilities():
-    default = capabilities.container_caps({}, last_cap=40)
+    every = (1 << 41) - 1
+    default = capabilities.container_caps({}, last_cap=40, held=every)
     assert default == 0xA80425FB
-    assert capabilities.container_caps({"privileged": True}, last_cap=40) == (1 << 41) - 1
+    assert capabilities.container_caps({"privileged": True}, last_cap=40, held=every) == every
     sc = {"capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE", "cap_chown"]}}
-    assert capabilities.container_caps(sc, last_cap=40) == (1 << 10) | 1
-    assert capabilities.container_caps({"capabilities": {"drop": ["KILL"]}}, last_cap=40) == default & ~(1 << 5)
+    assert capabilities.container_caps(sc, last_cap=40, held=every) == (1 << 10) | 1
+    assert capabilities.container_caps({"capabilities": {"drop": ["KILL"]}}, last_cap=40,
+                                       held=every) == default & ~(1 << 5)
+
+
+def test_privileged_gets_only_what_minipod_holds():
+    """A host (or VM) that withholds CAP_SYS_RESOURCE (24) from minipod: a
+    privileged container, or one that adds ALL, gets everything but that."""
+    held = ((1 << 41) - 1) & ~(1 << 24)
+    assert capabilities.container_caps({"privileged": True}, last_cap=40, held=held) == held
+    assert capabilities.container_caps({"capabilities": {"add": ["ALL"]}}, last_cap=40, held=held) == held
+    assert capabilities.held_caps_mask() & (1 << 21)  # root running the tests holds CAP_SYS_ADMIN
 
 
 def test_identity_keeps_caps_effective_only_for_root():
