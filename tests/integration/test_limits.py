@@ -139,7 +139,9 @@ def test_cpu_limit_gives_about_a_fifth_of_a_cpu_and_throttles(mpi):
     start_ns, start = time.monotonic_ns(), cpu_usage_ns(pod, "spin")
     time.sleep(1.0)
     cores = (cpu_usage_ns(pod, "spin") - start) / (time.monotonic_ns() - start_ns)
-    assert 0.1 <= cores <= 0.3, f"{cores:.3f} CPUs used under a 200m limit"
+    # The upper bound is the limit at work (two spinners want two cores); the
+    # lower one only that they ran: a busy machine may give them far less.
+    assert 0.02 <= cores <= 0.3, f"{cores:.3f} CPUs used under a 200m limit"
     stat = key_values(cgroup_file(pod, "cpu", "spin", "cpu.stat"))
     assert stat["nr_throttled"] > 0
     assert pod.status["qosClass"] == "Guaranteed"
