@@ -272,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(result["rows"]))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     print(write_json(result, os.path.join(args.out, f"images-{stamp}.json")))
-    return 0 if all(r["verdict"] != "MISS" for r in result["rows"]) else 1
+    # A missed target is a result, printed above; the exit status is for the
+    # bench itself going wrong, as in the other benches.
+    return 0
 
 
 if __name__ == "__main__":
