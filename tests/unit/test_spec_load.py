@@ -263,3 +263,41 @@ def test_json_that_yaml_refuses_still_loads():
     text = ('{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "j", "annotations": {"note": "\\ud83d\\ude00"}},'
             ' "spec": {"containers": [{"name": "a", "image": "b"}]}}')
     assert load_manifest(text).pods[0]["metadata"]["annotations"] == {"note": "\U0001F600"}
+
+
+JSON_POD = """{
+  "apiVersion": "v1",
+  "kind": "Pod",
+  "metadata": {"name": "j"},
+  "spec": {
+    "containers": [
+      {"name": "c", "image": "busybox", "bogus": 1}
+    ]
+  }
+}"""
+
+
+def test_json_errors_still_name_their_line():
+    with pytest.raises(SpecError) as err:
+        load_manifest(JSON_POD)
+    assert "spec.containers[0].bogus: unknown field" in str(err.value)
+    assert "(line 7)" in str(err.value)
+
+
+def test_json_duplicate_keys_are_reported_with_their_line():
+    text = JSON_POD.replace('"bogus": 1', '"image": "other"')
+    with pytest.raises(SpecError) as err:
+        load_manifest(text)
+    assert "duplicate field" in str(err.value) and "line 7" in str(err.value)
+
+
+def test_a_json_manifest_does_not_import_yaml():
+    import subprocess
+    import sys
+
+    valid = JSON_POD.replace(', "bogus": 1', "")
+    code = ("import sys; from minipod.spec import load_manifest; "
+            f"load_manifest({valid!r}); print('yaml' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert out.stdout.strip() == "False"
