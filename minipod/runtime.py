@@ -347,7 +347,8 @@ class Runtime:
         from .teardown import kill_supervisor, release_host_resources, remove_tree
 
         state = pod_dir.read()
-        if pod_dir.supervisor_alive():
+        alive = pod_dir.supervisor_alive()
+        if alive:
             from .cgroups import open_pod_cgroup
 
             # Every process of the pod and its supervisor at once; the
@@ -364,7 +365,8 @@ class Runtime:
             deadline = time.monotonic() + 5
             while pod_dir.supervisor_alive() and time.monotonic() < deadline:
                 time.sleep(0.001)  # it is gone ~2 ms after SIGKILL; a probe costs ~30 µs
-        release_host_resources(self.config, state)
+        if alive or not state.get("released"):  # a supervisor that ended cleanly gave it all back
+            release_host_resources(self.config, state)
         from .cgroups import remove_parent_if_empty
 
         remove_parent_if_empty(state.get("cgroupParent", self.config.cgroup_parent))

@@ -695,7 +695,10 @@ class Supervisor:
             if fd is not None:
                 os.close(fd)
         self.pause_fds, self.host_net_fd = {}, None
+        self.state["released"] = False
         release_host_resources(self.config, self.state)
+        # Said in the last save: 'rm' need not take apart again what is gone.
+        self.state["released"] = True
         self.loop.reap()
         self.pause_pid = None
 
