@@ -158,6 +158,19 @@ class Runtime:
         """Create and start every Pod of a manifest; returns one report per pod.
         ``publish`` ("[IP:]HOST:CONTAINER[/PROTO]", as podman's) adds hostPorts
         to the manifest's first pod."""
+        early = None
+        if os.geteuid() == 0:
+            from .launcher import EarlySupervisor
+
+            # Forked first: its imports run while this process reads the manifest.
+            early = EarlySupervisor.fork(self.config)
+        try:
+            return self._start(source, replace, publish, early)
+        finally:
+            if early is not None:
+                early.discard()  # a no-op when a pod took it
+
+    def _start(self, source, replace: bool, publish, early) -> list[StartReport]:
         manifest = source if hasattr(source, "pods") else self.validate(source)
         for spec in publish:
             add_published_port(manifest.pods[0], spec)
@@ -180,15 +193,17 @@ class Runtime:
                         self.table.claim(meta["namespace"], meta["name"])  # raises the usual error
             reports = []
             for pod, pod_images in zip(manifest.pods, images):
-                reports.append(self._start_pod(pod, pod_images, manifest, replace))
+                reports.append(self._start_pod(pod, pod_images, manifest, replace, early))
+                early = None  # the first pod took it; the others get a supervisor of their own
         return reports
 
     def _check_host_ports(self, pod: dict) -> None:
-        from .network import PodNetworkConfig, check_host_ports
-        from .supervisor import pod_ports
+        from .spec.ports import pod_ports
 
         ports = pod_ports(pod)
         if any(p.get("hostPort") for p in ports):
+            from .network import PodNetworkConfig, check_host_ports
+
             meta = pod["metadata"]
             check_host_ports(PodNetworkConfig.from_config(self.config),
                              f"{meta['namespace']}_{meta['name']}", ports)
@@ -199,7 +214,7 @@ class Runtime:
         pods = [r.pod for r in self.start(source, replace=replace)]
         return pods[0] if len(pods) == 1 else pods
 
-    def _start_pod(self, pod: dict, images: dict, manifest, replace: bool) -> StartReport:
+    def _start_pod(self, pod: dict, images: dict, manifest, replace: bool, early=None) -> StartReport:
         from .launcher import start_supervisor
 
         meta = pod["metadata"]
@@ -226,7 +241,7 @@ class Runtime:
                 "bridge": self.config.bridge, "subnet": self.config.subnet,
                 "containers": [],
             })
-            outcome = start_supervisor(self.config, pod_dir)
+            outcome = early.start(pod_dir) if early is not None else start_supervisor(self.config, pod_dir)
         except BaseException:
             self._destroy(pod_dir)
             raise

@@ -32,6 +32,7 @@ from .logs import LogWriter, log_path
 from .plan import MNT_DETACH, MS_BIND
 from .state import PodDir
 from .teardown import release_host_resources
+from .spec.ports import pod_ports
 from .volumes import container_binds, prepare_volumes
 
 log = logging.getLogger("minipod.supervisor")
@@ -748,15 +749,6 @@ class _RunProbeListener:
 
     def probe_event(self, kind: str, reason: str, message: str) -> None:
         self.supervisor.event(kind, reason, message, self.run)
-
-
-def pod_ports(pod: dict) -> list[dict]:
-    """The container ports of every container that runs alongside the others
-    (app containers and native sidecars), where hostPorts are declared."""
-    spec = pod["spec"]
-    containers = list(spec["containers"])
-    containers += [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
-    return [port for c in containers for port in c.get("ports") or []]
 
 
 def _remove_older_layers(cdir: str, current: int) -> None:

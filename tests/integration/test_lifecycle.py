@@ -228,3 +228,32 @@ spec:
     ns = status["minipod"]["namespaces"]
     assert ns["pause"]["net"] == ns["app"]["net"]
     pod.remove(timeout=0)
+
+
+def _same_program_pids() -> set[int]:
+    """Processes running this very command line (forks of this test run)."""
+    me = open("/proc/self/cmdline", "rb").read()
+    found = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                if open(f"/proc/{pid}/cmdline", "rb").read() == me:
+                    found.add(int(pid))
+            except OSError:
+                pass
+    return found
+
+
+def test_an_early_supervisor_leaves_when_run_fails(mpi):
+    """run forks the supervisor before reading the manifest; when run then
+    fails (here: the name is taken), that process must go away by itself."""
+    rt = mpi.runtime()
+    first = rt.run(SLEEPER)
+    before = _same_program_pids()
+    with pytest.raises(StateError, match="already exists"):
+        rt.run(SLEEPER)
+    deadline = time.monotonic() + 5
+    while _same_program_pids() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _same_program_pids() - before
+    first.remove(timeout=0)
