@@ -129,3 +129,29 @@ bench-seccomp: setup
 
 clean:
 	rm -rf build $(VENV) *.egg-info minipod/_native*.so minipod/bin
+
+# -- the cgroup v2 VM (vagrant/README.md) ----------------------------------------
+# Debian 12 with pure cgroup v2 under qemu (KVM when it works, else TCG),
+# built offline and cached in build/vm:
+#   sudo make vm-test   build the image once, run the v2 integration tests in it
+#   sudo make vm-box    the same image as a Vagrant box (minipod/debian12)
+VM_APT_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap grub-pc-bin fdisk e2fsprogs libcap-dev
+
+.PHONY: vm-deps vm-image vm-box vm-test
+vm-deps:
+	@if [ "$$(id -u)" != 0 ]; then echo "make: run as root (sudo make …): the VM image needs root"; exit 1; fi
+	@missing=""; for p in $(VM_APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+vm-image: vm-deps setup
+	sh vagrant/build-image.sh
+
+vm-box: vm-deps setup
+	sh vagrant/build-box.sh
+
+vm-test: vm-deps setup
+	sh vagrant/vm-test.sh
