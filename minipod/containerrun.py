@@ -10,6 +10,7 @@ from __future__ import annotations
 from .container import ImageInfo, Launch
 from .logs import LogWriter
 from .probes.schedule import container_probes
+from .spec.sidecars import is_sidecar
 
 # Kubernetes' crash-loop back-off: 10 s doubling up to 5 min; the first
 # restart is immediate; a container that ran 10 minutes is forgiven.
@@ -50,7 +51,7 @@ class ContainerRun:
         self.init = init
         # An init container with restartPolicy Always is a "native sidecar":
         # it runs beside the app containers for the pod's whole life.
-        self.sidecar = init and spec.get("restartPolicy") == "Always"
+        self.sidecar = init and is_sidecar(spec)
         self.probe_specs = container_probes(spec)
         self.lifecycle: dict = spec.get("lifecycle") or {}
         self.pid: int | None = None

@@ -183,7 +183,9 @@ def status_word(pod: dict) -> str:
 
 
 def sidecar_names(pod: dict) -> set[str]:
-    return {c["name"] for c in pod["spec"].get("initContainers") or [] if c.get("restartPolicy") == "Always"}
+    from .spec.sidecars import is_sidecar
+
+    return {c["name"] for c in pod["spec"].get("initContainers") or [] if is_sidecar(c)}
 
 
 def ready_column(pod: dict) -> str:

@@ -198,7 +198,7 @@ class Runtime:
         return reports
 
     def _check_host_ports(self, pod: dict) -> None:
-        from .spec.ports import pod_ports
+        from .spec.sidecars import pod_ports
 
         ports = pod_ports(pod)
         if any(p.get("hostPort") for p in ports):

@@ -32,7 +32,7 @@ from .logs import LogWriter, log_path
 from .plan import MNT_DETACH, MS_BIND
 from .state import PodDir
 from .teardown import release_host_resources
-from .spec.ports import pod_ports
+from .spec.sidecars import pod_ports
 from .volumes import container_binds, prepare_volumes
 
 log = logging.getLogger("minipod.supervisor")

@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..errors import CgroupError
+from ..spec.sidecars import is_sidecar
 
 # kubelet's constants.
 MIN_SHARES = 2
@@ -209,7 +210,7 @@ def _pod_total(pod_spec: dict, amount) -> object:
     init_peak = 0
     for c in inits:
         value = amount(c)
-        if c.get("restartPolicy") == "Always":
+        if is_sidecar(c):
             total += value
             sidecars += value
             init_peak = max(init_peak, sidecars)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from . import names
 from .problems import Problems, format_path
 from .rules import as_dict, dicts
+from .sidecars import is_sidecar
 
 # What an imagePullSecret must be; minipod.images.pullsecrets reads the same
 # (spec does not import images, so the names are repeated).
@@ -84,7 +85,7 @@ def _container_names(spec: dict, out: Problems) -> None:
 def _container_kinds(spec: dict, out: Problems) -> None:
     """What init containers, sidecars, app and ephemeral containers may have."""
     for i, ctr in dicts(spec.get("initContainers")):
-        if ctr.get("restartPolicy") == "Always":
+        if is_sidecar(ctr):
             continue  # a sidecar: it runs alongside the app containers
         for field in _SIDECAR_ONLY:
             if field in ctr:
@@ -127,7 +128,7 @@ def _host_ports(spec: dict, out: Problems) -> None:
     Unlike Kubernetes (which compares exact addresses), a wildcard address
     conflicts with every address: on one host the second bind would fail."""
     running = [(path, ctr) for path, ctr in all_containers(spec)
-               if path[1] == "containers" or (path[1] == "initContainers" and ctr.get("restartPolicy") == "Always")]
+               if path[1] == "containers" or (path[1] == "initContainers" and is_sidecar(ctr))]
     host_network = spec.get("hostNetwork") is True
     used: dict[tuple, list[tuple[str, tuple]]] = {}
     for path, ctr in running:
