@@ -243,6 +243,12 @@ def spawn(plan) -> int:
     Raises ``SpawnError(step, op, errno)`` when a step fails in the child
     (nothing is left running), ``KernelError("fork", errno)`` when the
     process could not be created."""
+    return start_spawn(plan).finish()
+
+
+def start_spawn(plan) -> "Spawning":
+    """``spawn`` in steps: fork now and return at once, while the child
+    carries out the plan. See ``Spawning``."""
     ops = list(plan.ops)
     _check_shape(ops)
     log = _logger()
@@ -256,15 +262,61 @@ def spawn(plan) -> int:
     records = ffi.new("struct mp_op[]", len(ops))
     for i, op in enumerate(ops):
         encoder.fill(records[i], op)
-    failed_step = ffi.new("int *")
+    report_fd = ffi.new("int *")
     failed_errno = ffi.new("int *")
+    pid1 = native.lib.mp_spawn_start(records, len(ops), report_fd, failed_errno)
+    if pid1 < 0:
+        raise KernelError("fork", failed_errno[0])
+    # The child has its own copy of the records: the buffers may go now.
+    return Spawning(native, ops, pid1, report_fd[0], log)
 
-    pid = native.lib.mp_spawn(records, len(ops), failed_step, failed_errno)
-    if pid >= 0:
-        if log is not None:
-            log.debug("spawned pid %d", pid)
-        return pid
-    step, err = failed_step[0], failed_errno[0]
-    if 0 <= step < len(ops):
-        raise SpawnError(step, ops[step], err)
-    raise KernelError("fork", err)
+
+class Spawning:
+    """A plan being carried out by a child. ``clone_pid()`` gives the pid
+    of the Clone step's child as soon as it exists, before the plan's later
+    steps and its exec: the caller can open that process's new namespaces
+    and work in them meanwhile. ``finish()`` must always be called: it
+    waits for the exec (or the failure), reaps what must be reaped and
+    returns the pid that exec'd."""
+
+    def __init__(self, native, ops, pid1: int, report_fd: int, log):
+        self._native, self._ops, self._log = native, ops, log
+        self._pid1, self._fd = pid1, report_fd
+        self._pid2 = 0
+        self._step = native.ffi.new("int *", -1)
+        self._errno = native.ffi.new("int *", 0)
+        self._read_pid = False
+        self._outcome = -1
+
+    def clone_pid(self) -> int:
+        """The Clone step's child; raises ``SpawnError`` (after reaping)
+        if a step before the clone failed."""
+        from minipod.plan import Clone
+
+        if not any(isinstance(op, Clone) for op in self._ops):
+            raise MinipodError("spawn plan: clone_pid() of a plan without a Clone step")
+        if not self._read_pid:
+            self._read_pid = True
+            pid = self._native.lib.mp_spawn_read_pid(self._fd, self._step, self._errno)
+            if pid > 0:
+                self._pid2 = pid
+        if self._pid2:
+            return self._pid2
+        self.finish()  # raises the failed step's error, if one was reported
+        raise MinipodError("the spawned process died before its Clone step")
+
+    def finish(self) -> int:
+        """The pid that exec'd; raises the failure. Calling it again gives
+        the same outcome."""
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            self._outcome = self._native.lib.mp_spawn_finish(fd, self._pid1, self._pid2, self._step,
+                                                             self._errno)
+            if self._outcome >= 0 and self._log is not None:
+                self._log.debug("spawned pid %d", self._outcome)
+        if self._outcome >= 0:
+            return self._outcome
+        step, err = self._step[0], self._errno[0]
+        if 0 <= step < len(self._ops):
+            raise SpawnError(step, self._ops[step], err)
+        raise KernelError("fork", err)

@@ -161,16 +161,22 @@ def write_pod_files(data_dir: str, pod: dict, hostname: str, pod_ip: str | None,
 
 def pause_plan(pause_binary: str, shape: SandboxShape, hostname: str,
                cgroup_procs: list[str], devnull_fd: int, sysctls: list | None = None) -> Plan:
-    """Start the pause process: join its cgroup, create the pod's namespaces,
-    name the host, bring loopback up, set the pod's sysctls, and exec the
-    tiny native program.
+    """Start the pause process: create the pod's namespaces, join the pod's
+    cgroup, name the host, bring loopback up, set the pod's sysctls, and exec
+    the tiny native program.
+
+    The cgroup is joined after the clone, by the pause itself: on cgroup v1
+    the first move into a cgroup waits for an RCU grace period (~16 ms
+    here), and the namespaces exist meanwhile, so the supervisor can wire
+    the pod's network into them (``Spawning.clone_pid``). Nothing runs in
+    the pod before the pause is in its cgroup: the containers start later.
 
     The sysctls (``securityContext.sysctls``, validated as namespaced) are
     written by the pause child after its clone: /proc/sys/net and the IPC
     sysctls act on the namespaces of the writer, which are now the pod's."""
     plan = Plan(keep_fds=[devnull_fd])
-    plan.add(*[WriteFile(path, "0") for path in cgroup_procs])
     plan.add(Clone(shape.clone_flags))
+    plan.add(*[WriteFile(path, "0") for path in cgroup_procs])
     if shape.uts:
         plan.add(SetHostname(hostname))
     if shape.net:

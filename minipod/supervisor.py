@@ -156,8 +156,7 @@ class Supervisor:
         self.shm_dir = os.path.join(self.data_dir, "shm")
         os.makedirs(self.shm_dir, 0o1777, exist_ok=True)
         _sys.mount("shm", self.shm_dir, "tmpfs", 2 | 4 | 8, "mode=1777,size=65536k")
-        self.start_pause()
-        self.connect_network()
+        self.start_pause_and_network()
         # Volumes and pod files may name the pod's IP (downwardAPI, /etc/hosts).
         self.state["hostIP"] = _host_ip()
         self.volumes = prepare_volumes(self.pod, self.data_dir, self.config_maps, self.secrets,
@@ -168,7 +167,9 @@ class Supervisor:
         self.state["startTime"] = podstatus.now_rfc3339()
         self.save()
 
-    def start_pause(self) -> None:
+    def start_pause_and_network(self) -> None:
+        """Start the pause process and, while it joins the pod's cgroup (see
+        ``sandbox.pause_plan``), connect its new namespaces to the network."""
         from . import _sys
 
         # "_pause" cannot clash with a container: container names are DNS labels.
@@ -179,16 +180,23 @@ class Supervisor:
             sysctls = (self.pod["spec"].get("securityContext") or {}).get("sysctls")
             plan = sandbox.pause_plan(_sys.pause_binary(), self.shape, self.hostname,
                                       pause.procs_files(), devnull, sysctls)
-            self.pause_pid = _sys.spawn(plan)
+            spawning = _sys.start_spawn(plan)
         finally:
-            os.close(devnull)
-        self.loop.watch_child(self.pause_pid, self.pause_exited)
-        for ns in self.shape.owned():
-            self.pause_fds[ns] = os.open(f"/proc/{self.pause_pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
-        if "net" in self.pause_fds:
-            # Probes open their sockets in the pod and come back here.
-            self.host_net_fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        self.state["namespaces"] = {"pause": sandbox.namespace_inodes(self.pause_pid)}
+            os.close(devnull)  # the child has its own
+        try:
+            pid = spawning.clone_pid()  # our child: nobody else can reap it, its pid stays its own
+            for ns in self.shape.owned():
+                self.pause_fds[ns] = os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+            if "net" in self.pause_fds:
+                # Probes open their sockets in the pod and come back here.
+                self.host_net_fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            self.state["namespaces"] = {"pause": sandbox.namespace_inodes(pid)}
+            self.connect_network()
+        finally:
+            # A pause that failed is reaped by finish(); its error is the one
+            # to report (a network failure would only be its consequence).
+            self.pause_pid = spawning.finish()
+            self.loop.watch_child(self.pause_pid, self.pause_exited)
 
     def pause_exited(self, status: int) -> None:
         log.warning("pause process %d exited (status %#x)", self.pause_pid, status)

@@ -794,10 +794,10 @@ static void reap(pid_t pid)
         ;
 }
 
-int mp_spawn(const struct mp_op *ops, int nops, int *failed_step, int *failed_errno)
+int mp_spawn_start(const struct mp_op *ops, int nops, int *report_fd, int *failed_errno)
 {
     int fds[2];
-    *failed_step = -1;
+    *report_fd = -1;
     *failed_errno = 0;
 
     if (pipe2(fds, O_CLOEXEC) < 0) {
@@ -835,43 +835,72 @@ int mp_spawn(const struct mp_op *ops, int nops, int *failed_step, int *failed_er
         *failed_errno = fork_errno;
         return -1;
     }
+    *report_fd = fds[0];
+    return pid1;
+}
 
-    /* Read reports until EOF: the pipe is close-on-exec, so EOF means the
-     * final process exec'd (or died). */
-    pid_t pid2 = -1;
-    int err_step = -1, err_no = 0, got_err = 0;
-    struct mp_msg msg;
+/* One whole message; 0 at EOF (or a read error: the child is gone either way). */
+static int read_msg(int fd, struct mp_msg *msg)
+{
     size_t have = 0;
-    for (;;) {
-        ssize_t n = read(fds[0], (char *)&msg + have, sizeof msg - have);
+    while (have < sizeof *msg) {
+        ssize_t n = read(fd, (char *)msg + have, sizeof *msg - have);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            break;
+            return 0;
         have += (size_t)n;
-        if (have < sizeof msg)
-            continue;
-        have = 0;
+    }
+    return 1;
+}
+
+int mp_spawn_read_pid(int report_fd, int *failed_step, int *failed_errno)
+{
+    struct mp_msg msg;
+    if (!read_msg(report_fd, &msg))
+        return 0;
+    if (msg.type == MSG_PID)
+        return msg.a;
+    *failed_step = msg.a;
+    *failed_errno = msg.b;
+    return -1;
+}
+
+int mp_spawn_finish(int report_fd, int pid1, int pid2, int *failed_step, int *failed_errno)
+{
+    /* Read reports until EOF: the pipe is close-on-exec, so EOF means the
+     * final process exec'd (or died). */
+    int got_err = *failed_step != -1 || *failed_errno != 0;
+    struct mp_msg msg;
+    while (read_msg(report_fd, &msg)) {
         if (msg.type == MSG_PID) {
             pid2 = msg.a;
         } else if (msg.type == MSG_ERR && !got_err) {
             got_err = 1;
-            err_step = msg.a;
-            err_no = msg.b;
+            *failed_step = msg.a;
+            *failed_errno = msg.b;
         }
     }
-    close(fds[0]);
+    close(report_fd);
 
     if (pid2 > 0)
         reap(pid1); /* it exited right after the clone */
     if (got_err) {
         /* The failing process is the caller's child either way. */
         reap(pid2 > 0 ? pid2 : pid1);
-        *failed_step = err_step;
-        *failed_errno = err_no;
         return -1;
     }
     return pid2 > 0 ? pid2 : pid1;
+}
+
+int mp_spawn(const struct mp_op *ops, int nops, int *failed_step, int *failed_errno)
+{
+    int report_fd;
+    *failed_step = -1;
+    int pid1 = mp_spawn_start(ops, nops, &report_fd, failed_errno);
+    if (pid1 < 0)
+        return -1;
+    return mp_spawn_finish(report_fd, pid1, 0, failed_step, failed_errno);
 }
 
 int mp_pivot_root(const char *new_root, const char *put_old)

@@ -98,6 +98,22 @@ struct mp_op {
  */
 int mp_spawn(const struct mp_op *ops, int nops, int *failed_step, int *failed_errno);
 
+/*
+ * The same in steps, for a caller with work to do while the plan runs:
+ * mp_spawn_start forks and returns the first child's pid and the read end of
+ * its report pipe (or -1, *failed_errno set). mp_spawn_read_pid waits for
+ * the first report: the pid of the Clone step's child, as soon as it exists
+ * (its namespaces can be opened then), 0 at EOF (no Clone step, or the
+ * process exec'd or died), or -1 with *failed_step and *failed_errno of a
+ * step that failed before the clone. mp_spawn_finish waits until the final
+ * process exec'd, closes report_fd and returns as mp_spawn does; pass the
+ * pid read_pid returned (else 0), and *failed_step/*failed_errno as read_pid
+ * left them (-1 and 0 when it reported no failure).
+ */
+int mp_spawn_start(const struct mp_op *ops, int nops, int *report_fd, int *failed_errno);
+int mp_spawn_read_pid(int report_fd, int *failed_step, int *failed_errno);
+int mp_spawn_finish(int report_fd, int pid1, int pid2, int *failed_step, int *failed_errno);
+
 /* Thin wrappers for calls that glibc does not wrap; -1 and errno on failure. */
 int mp_pivot_root(const char *new_root, const char *put_old);
 

@@ -3,6 +3,7 @@ real kernel: namespaces, mounts, pivot_root, identity, fds and signals."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -232,6 +233,53 @@ def test_failing_step_raises_spawn_error_and_leaves_no_child(plan, step, err):
     assert caught.value.errno == err
     assert caught.value.op is plan.ops[step]
     assert plan.ops[step].describe() in caught.value.args[0]
+    assert children_of(os.getpid()) == before, "failed processes are reaped, no zombie left"
+
+
+def test_stepwise_spawn_gives_the_clone_child_before_its_exec(pipe, tmpdir_):
+    """start_spawn/clone_pid/finish: the Clone step's child and its new
+    namespaces exist while its later steps still run (here: a wait on a
+    FIFO that only this test opens), and finish() returns it once it exec'd."""
+    r, w = pipe
+    fifo = os.path.join(tmpdir_, "gate")
+    os.mkfifo(fifo)
+    plan = Plan(keep_fds=[w]).add(Clone(CLONE_NEWUTS | CLONE_NEWNET), SetHostname("stepwise"),
+                                  WriteFile(fifo, "go"), Dup2(w, 1), sh("hostname"))
+    spawning = _sys.start_spawn(plan)
+    pid = spawning.clone_pid()
+    try:
+        assert pid in children_of(os.getpid())
+        assert ns_inode(pid, "net") != ns_inode("self", "net"), "its namespace exists before its exec"
+        with open(fifo) as gate:  # lets the child's WriteFile step through
+            assert gate.read() == "go"
+        assert spawning.finish() == pid
+        assert spawning.finish() == pid, "finish() again gives the same outcome"
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)  # it may be stuck at the FIFO
+        with contextlib.suppress(SpawnError):
+            spawning.finish()
+        raise
+    os.close(w)
+    assert read_until_eof(r).strip() == "stepwise"
+    assert wait_exit_code(pid) == 0
+
+
+@pytest.mark.parametrize("plan, step, raised_by", [
+    (Plan().add(ChDir("/nonexistent-minipod-dir"), Clone(CLONE_NEWUTS), Exec("/bin/true", ("true",))),
+     0, "clone_pid"),
+    (Plan().add(Clone(CLONE_NEWUTS), ChDir("/nonexistent-minipod-dir"), Exec("/bin/true", ("true",))),
+     1, "finish"),
+], ids=["before-the-clone", "after-the-clone"])
+def test_stepwise_spawn_failures_are_raised_and_reaped(plan, step, raised_by):
+    before = children_of(os.getpid())
+    spawning = _sys.start_spawn(plan)
+    if raised_by == "finish":
+        assert spawning.clone_pid() > 0
+    with pytest.raises(SpawnError) as caught:
+        spawning.clone_pid() if raised_by == "clone_pid" else spawning.finish()
+    assert caught.value.step == step and caught.value.errno == errno.ENOENT
+    with pytest.raises(SpawnError):
+        spawning.finish()  # the same failure again, nothing left to wait for
     assert children_of(os.getpid()) == before, "failed processes are reaped, no zombie left"
 
 

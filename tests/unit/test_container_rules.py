@@ -10,7 +10,7 @@ import pytest
 from minipod import capabilities, envvars, rootfs, sandbox, users
 from minipod.container import identity_step
 from minipod.errors import MinipodError, SpecError
-from minipod.plan import Exec, Mount, PivotRoot, SetNs
+from minipod.plan import Exec, Mount, PivotRoot, SetNs, WriteFile
 
 
 def test_expand_follows_kubernetes():
@@ -176,3 +176,15 @@ def test_pause_plan_is_readable():
     text = "\n".join(plan.describe())
     assert "clone with new namespaces: net,ipc,uts" in text and "sethostname web" in text
     assert isinstance(plan.ops[-1], Exec) and not any(isinstance(op, SetNs) for op in plan.ops)
+
+
+def test_pause_joins_its_cgroup_itself_after_the_clone():
+    """So the namespaces exist (and the network can be wired) while the
+    first move into a v1 cgroup waits for its RCU grace period."""
+    plan = sandbox.pause_plan("/bin/minipod-pause", sandbox.SandboxShape(), "web", ["/a/cgroup.procs",
+                                                                                   "/b/cgroup.procs"], 9)
+    kinds = [type(op).__name__ for op in plan.ops]
+    clone = kinds.index("Clone")
+    writes = [i for i, op in enumerate(plan.ops) if isinstance(op, WriteFile) and op.path.endswith("cgroup.procs")]
+    assert len(writes) == 2 and all(i > clone for i in writes)
+    assert all(plan.ops[i].content == "0" for i in writes)
