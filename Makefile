@@ -70,6 +70,7 @@ demo: demo-image
 	$(MINIPOD) inspect kubia | $(VPY) -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["status"]["minipod"]["namespaces"], indent=1))'; \
 	echo "== clean up"; \
 	$(MINIPOD) rm -f kubia; \
+	$(MINIPOD) network rm; \
 	[ $$ok = 1 ] || { echo "demo: kubia did not answer"; exit 1; }
 
 test: setup

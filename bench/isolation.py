@@ -105,6 +105,10 @@ class Isolation:
                 sample = minipod_side.cli("rm", "-f", "-t", "0", *names)
                 if sample.returncode != 0:
                     problems.append(f"minipod rm -f {' '.join(names)}: {sample.stderr.strip()}")
+            # The bridge and table the first pod made stay after the last one.
+            sample = minipod_side.cli("network", "rm")
+            if sample.returncode != 0:
+                problems.append(f"minipod network rm: {sample.stderr.strip()}")
         # Last resort, and a finding worth reporting: processes still in this
         # run's own cgroup parent (so started by this run) after `rm -f`.
         for pid in self.cgroup_pids():

@@ -242,7 +242,7 @@ class NetWorld:
     def cleanup(self) -> list[str]:
         """Stop the servers, tear down in-process pods, delete namespaces;
         a line per thing that failed."""
-        from minipod.network import teardown_pod_network
+        from minipod.network import remove_network, teardown_pod_network
 
         problems = []
         for proc in self.servers:
@@ -255,6 +255,10 @@ class NetWorld:
                 self.keys.remove(key)
             except Exception as exc:  # keep going: every later step still frees something
                 problems.append(f"teardown of {key}: {exc}")
+        try:
+            remove_network(self.cfg)  # the bridge and table stay after the last pod
+        except Exception as exc:
+            problems.append(f"remove network {self.cfg.bridge}: {exc}")
         for name in list(self.namespaces):
             try:
                 self.delete_netns(name)

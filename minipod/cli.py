@@ -344,6 +344,23 @@ def down(ctx, file, timeout):
 
 
 @main.group()
+def network():
+    """Manage the pod network (the bridge given by --bridge)."""
+
+
+@network.command(name="rm")
+@click.pass_context
+def network_rm(ctx):
+    """Remove the bridge, its nftables table and its address pool.
+
+    The first pod makes them; they stay after the last pod is removed, as
+    docker0 does. Refused while a pod is on the bridge."""
+    rt = _runtime(ctx)
+    if rt.remove_network():
+        click.echo(rt.config.bridge)
+
+
+@main.group()
 def image():
     """Manage the local image store."""
 

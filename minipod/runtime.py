@@ -410,6 +410,19 @@ class Runtime:
             removed.append(pod["metadata"]["name"])
         return removed
 
+    # ------------------------------------------------------------ network
+    def remove_network(self) -> bool:
+        """Remove the pod network (``--bridge``/``--subnet``): its bridge,
+        if minipod made it, its nftables table and its address pool. The
+        first pod makes them and they stay after the last, as Docker's
+        docker0 does. Refused while a pod is on it; returns whether there
+        was anything to remove."""
+        require_root("minipod network rm")
+        from .network import remove_network
+        from .teardown import pod_network_config
+
+        return remove_network(pod_network_config(self.config, {}))
+
     # ------------------------------------------------------------ images
     def image_store(self):
         from .images import ImageStore

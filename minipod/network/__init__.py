@@ -8,6 +8,8 @@ kubelet and podman — with no CNI binaries.
     state["network"] = net.to_record()
     ...
     teardown_pod_network(cfg, "default_web", state.get("network"))
+    ...
+    remove_network(cfg)                             # the bridge and table, once no pod is left
 
 Modules: ``model`` (config, ports, record: pure), ``ipam`` (addresses in
 files), ``hostports`` (who holds a port), ``nat`` (nft rules as text),
@@ -32,6 +34,7 @@ __all__ = [
     "check_host_ports",
     "setup_pod_network",
     "teardown_pod_network",
+    "remove_network",
     "list_allocations",
 ]
 
@@ -55,11 +58,20 @@ def setup_pod_network(cfg: PodNetworkConfig, pod_key: str, netns_fd: int, ports=
 
 
 def teardown_pod_network(cfg: PodNetworkConfig, pod_key: str, record: dict | None = None) -> None:
-    """Remove the pod's veth, rules, hostPort claims and address (and the
-    bridge and table with the last pod). Idempotent; ``record`` may be None."""
+    """Remove the pod's veth, rules, hostPort claims and address. The bridge
+    and the table stay (``remove_network``). Idempotent; ``record`` may be None."""
     from .pod import teardown_pod_network as teardown
 
     teardown(cfg, pod_key, record)
+
+
+def remove_network(cfg: PodNetworkConfig) -> bool:
+    """Remove the bridge, the nft table and the address pool once no pod
+    uses them; returns whether anything was there. Raises NetworkError
+    while pods are on the bridge."""
+    from .pod import remove_network as remove
+
+    return remove(cfg)
 
 
 def list_allocations(cfg: PodNetworkConfig) -> dict[str, str]:

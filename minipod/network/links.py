@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import time
 
 from ..errors import NetworkError
 from . import rtnl
@@ -73,6 +74,8 @@ def ensure_bridge(host: rtnl.Rtnl, cfg: PodNetworkConfig) -> int:
                 raise NetworkError(f"bridge {cfg.bridge} vanished while being set up")
             if created:
                 host.request(rtnl.set_alias(link.index, f"{BRIDGE_ALIAS} {cfg.subnet}"))
+        else:
+            _check_subnet(link, cfg)
         # Both idempotent, and cheap: repairs a bridge someone took down.
         host.batch([
             rtnl.set_up(link.index, f"bridge {cfg.bridge}"),
@@ -86,12 +89,34 @@ def ensure_bridge(host: rtnl.Rtnl, cfg: PodNetworkConfig) -> int:
     return link.index
 
 
+def _check_subnet(link, cfg: PodNetworkConfig) -> None:
+    """A bridge minipod made for another subnet (it stays after its last
+    pod) must not get a second gateway address."""
+    alias = link.text(rtnl.IFLA_IFALIAS) or ""
+    if alias.startswith(BRIDGE_ALIAS) and alias != f"{BRIDGE_ALIAS} {cfg.subnet}":
+        raise NetworkError(f"bridge {cfg.bridge} is minipod's network for {alias[len(BRIDGE_ALIAS):].strip()}, "
+                           f"not {cfg.subnet}",
+                           hint=f"use another --bridge, or remove it with 'minipod --bridge {cfg.bridge} network rm'")
+
+
 def delete_bridge_if_ours(host: rtnl.Rtnl, cfg: PodNetworkConfig) -> bool:
     """Delete the bridge if minipod made it. Returns whether it did."""
     link = host.link(cfg.bridge)
     if link is None or not (link.text(rtnl.IFLA_IFALIAS) or "").startswith(BRIDGE_ALIAS):
         return False
     return delete_link(host, cfg.bridge)
+
+
+def wait_gone(ifname: str, timeout: float) -> bool:
+    """Whether the host has no link of that name, waiting up to ``timeout``
+    seconds for it to go. Asks sysfs, which answers without the RTNL lock
+    that the kernel may hold for a while (a namespace's cleanup)."""
+    deadline = time.monotonic() + timeout
+    while os.path.exists(f"/sys/class/net/{ifname}"):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.0005)
+    return True
 
 
 def delete_link(host: rtnl.Rtnl, ifname: str) -> bool:

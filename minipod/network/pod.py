@@ -52,12 +52,12 @@ def setup_pod_network(cfg: PodNetworkConfig, pod_key: str, netns_fd: int, ports=
             hostports.claim(cfg, pod_key, wanted)
             undo.append(("release hostPorts", lambda: hostports.release(cfg, pod_key)))
 
-        # Under the lock, so the last pod's teardown cannot delete the bridge
+        # Under the lock, so ``remove_network`` cannot delete the bridge
         # between our allocation and our veth joining it.
         with ipam.locked(cfg) as pool:
             again = pool.address_of(pod_key) is not None
             ip = pool.allocate(pod_key)
-            undo.append(("release address", lambda: _release_address(cfg, host, pod_key)))
+            undo.append(("release address", lambda: _release_address(cfg, pod_key)))
             bridge_index = links.ensure_bridge(host, cfg)
         if again:
             # Set up before and never torn down (a killed supervisor, then a
@@ -100,6 +100,10 @@ def _undo(undo: list, pod_key: str) -> None:
             log.warning("pod %s: undo %s failed: %s", pod_key, what, exc)
 
 
+# How long a teardown lets the kernel remove a dead namespace's veth.
+VETH_GONE_WAIT = 0.015
+
+
 def teardown_pod_network(cfg: PodNetworkConfig, pod_key: str, record: dict | None = None) -> None:
     """Remove what ``setup_pod_network`` made for ``pod_key``. Idempotent;
     works from the record alone, or from nothing but the pod key."""
@@ -116,14 +120,16 @@ def teardown_pod_network(cfg: PodNetworkConfig, pod_key: str, record: dict | Non
             failures.append(f"{what}: {exc}")
 
     with _host_socket() as host:
-        # nft first: the kernel finishes a commit's cleanup one RCU grace
-        # period later, and a process exiting right after a commit waits for
-        # it (~16 ms here); the veth deletion below covers that time.
         attempt("remove nft rules", lambda: _remove_pod_rules(cfg, pod_key))
-        attempt(f"delete {host_veth}", lambda: links.delete_link(host, host_veth))
+        # Once the pod's last process is gone, its namespace goes and the
+        # kernel unlinks the veth pair itself, 1-3 ms later here; a deletion
+        # request meanwhile would queue behind that cleanup for the RTNL
+        # lock (~17 ms). The request is for a namespace something still holds.
+        if not links.wait_gone(host_veth, VETH_GONE_WAIT):
+            attempt(f"delete {host_veth}", lambda: links.delete_link(host, host_veth))
         attempt("release hostPorts", lambda: hostports.release(cfg, pod_key))
         if os.path.isdir(os.path.join(cfg.state_dir, "ipam")):
-            attempt("release address", lambda: _release_address(cfg, host, pod_key))
+            attempt("release address", lambda: _release_address(cfg, pod_key))
     if failures:
         raise NetworkError(f"tear down the network of pod {pod_key}: " + "; ".join(failures))
 
@@ -159,20 +165,39 @@ def _remove_pod_rules(cfg: PodNetworkConfig, pod_key: str) -> None:
                 raise
 
 
-def _release_address(cfg: PodNetworkConfig, host: rtnl.Rtnl, pod_key: str) -> None:
-    """Free the pod's address; when it was the bridge's last, remove the
-    nft table, the bridge (if minipod made it) and the pool's files too —
-    under the IPAM lock, so no set-up can be joining the bridge meanwhile."""
+def _release_address(cfg: PodNetworkConfig, pod_key: str) -> None:
+    """Free the pod's address. The bridge and the nft table stay when it
+    was the last (see ``remove_network``)."""
     with ipam.locked(cfg) as pool:
         released = pool.release(pod_key)
         if released:
             log.debug("pod %s: released %s", pod_key, ", ".join(released))
-        if not pool.remove_if_empty():
-            return
-        log.debug("bridge %s: no pod left, removing it and table %s", cfg.bridge, cfg.nft_table)
+
+
+def remove_network(cfg: PodNetworkConfig) -> bool:
+    """Remove what the first pod made and every pod shares: the bridge (if
+    minipod made it), the nft table and the address pool's files. Refused
+    while a pod has an address on the bridge. Returns whether there was
+    anything to remove.
+
+    The last pod's removal does not do this itself, as Docker keeps docker0
+    and CNI's bridge plugin keeps cni0: deleting a bridge takes the kernel
+    45-65 ms here (its RCU barriers), which every ``rm`` of a lone pod would
+    pay, and every next ``run`` would make the bridge and table again."""
+    with _host_socket() as host, ipam.locked(cfg) as pool:
+        users = sorted(set(pool.allocations().values()))
+        if users:
+            raise NetworkError(f"network {cfg.bridge}: still used by {len(users)} pod(s): "
+                               f"{', '.join(u.replace('_', '/', 1) for u in users)}",
+                               hint="remove them first ('minipod rm -f POD')")
+        removed = False
         try:
             nft.run(nat.delete_table_script(cfg), f"delete table {cfg.nft_table}")
+            removed = True
         except nft.NftFailure as exc:
             if not exc.not_found:
                 raise
-        links.delete_bridge_if_ours(host, cfg)
+        removed = links.delete_bridge_if_ours(host, cfg) or removed
+        pool.remove_if_empty()
+    log.debug("network %s: %s", cfg.bridge, "removed" if removed else "nothing to remove")
+    return removed

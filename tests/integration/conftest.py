@@ -125,17 +125,35 @@ class Env:
         return proc
 
     def network_leaks(self) -> list[str]:
+        """What pods left of the network: a veth on the bridge, a rule in
+        the table, an address or a hostPort claim. The bridge and the table
+        themselves stay after the last pod, until ``remove_network``."""
+        problems = []
+        ports_dir = f"/sys/class/net/{self.bridge}/brif"
+        if os.path.isdir(ports_dir):
+            problems += [f"veth left on {self.bridge}: {port}" for port in os.listdir(ports_dir)]
+        table = subprocess.run(["nft", "list", "table", "inet", f"minipod_{self.bridge}"],
+                               capture_output=True, text=True).stdout
+        problems += [f"nftables rule left: {line.strip()}" for line in table.splitlines() if '"pod:' in line]
+        problems += [f"network claim left: {path}" for path in self._network_files()
+                     if os.path.basename(path) != "last_reserved_ip"]
+        return problems
+
+    def shared_network_left(self) -> list[str]:
+        """After ``remove_network``: no bridge, no table, no file of its pool."""
         problems = []
         if os.path.exists(f"/sys/class/net/{self.bridge}"):
             problems.append(f"bridge left: {self.bridge}")
         tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
         if f"minipod_{self.bridge}" in tables:
             problems.append(f"nftables table left: inet minipod_{self.bridge}")
-        net_dir = os.path.join(self.root, "run", "minipod", "net")
-        for current, _dirs, files in os.walk(net_dir):
-            problems += [f"network claim left: {os.path.join(current, f)}" for f in files
-                         if not f.endswith("lock")]
+        problems += [f"network file left: {path}" for path in self._network_files()]
         return problems
+
+    def _network_files(self) -> list[str]:
+        net_dir = os.path.join(self.root, "run", "minipod", "net")
+        return [os.path.join(current, f) for current, _dirs, files in os.walk(net_dir)
+                for f in files if not f.endswith("lock")]
 
     def leaks(self) -> list[str]:
         problems = [f"mount left: {m}" for m in _mounts_under(self.root)]
@@ -165,6 +183,11 @@ def mp(tmp_path) -> Env:
     yield env
     env.remove_pods()  # what the test did not remove itself, `rm -f` must clean
     leaks = env.leaks()
+    try:
+        env.runtime().remove_network()  # the bridge and table the first pod made
+    except Exception as exc:
+        leaks.append(f"network rm failed: {exc}")
+    leaks += env.shared_network_left()
     shutil.rmtree(root, ignore_errors=True)
     assert not leaks, "leaked host resources:\n" + "\n".join(leaks)
 

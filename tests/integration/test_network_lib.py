@@ -26,8 +26,8 @@ import uuid
 import pytest
 
 from minipod.errors import NetworkError
-from minipod.network import (PodNetworkConfig, check_host_ports, list_allocations, setup_pod_network,
-                             teardown_pod_network)
+from minipod.network import (PodNetworkConfig, check_host_ports, list_allocations, remove_network,
+                             setup_pod_network, teardown_pod_network)
 
 pytestmark = pytest.mark.integration
 
@@ -161,21 +161,30 @@ class Net:
 
     # ---------------------------------------------------------------- check
     def leftovers(self) -> list[str]:
-        """What teardown should have removed and did not."""
+        """What the pods' teardown should have removed and did not. The
+        bridge and the table stay for the next pod (``remove_network``)."""
         found = []
-        if link_exists(self.bridge):
-            found.append(f"bridge {self.bridge}")
         for key in self.pods:
             if link_exists(self.cfg.host_veth_name(key)):
                 found.append(f"veth {self.cfg.host_veth_name(key)} of {key}")
         if table_exists(self.cfg):
-            found.append(f"nft table {self.cfg.nft_table}")
+            rules = sh("nft", "list", "table", "inet", self.cfg.nft_table).stdout
+            found += [f"rule {line.strip()}" for line in rules.splitlines() if '"pod:' in line]
         if list_allocations(self.cfg):
             found.append(f"IPAM entries {list_allocations(self.cfg)}")
-        for sub in ("ipam/" + self.bridge, "hostports"):
-            path = os.path.join(self.cfg.state_dir, sub)
-            if os.path.isdir(path) and os.listdir(path):
-                found.append(f"files in {path}: {os.listdir(path)}")
+        path = os.path.join(self.cfg.state_dir, "hostports")
+        if os.path.isdir(path) and os.listdir(path):
+            found.append(f"files in {path}: {os.listdir(path)}")
+        return found
+
+    def network_left(self) -> list[str]:
+        """After ``remove_network``: nothing of the shared network either."""
+        found = [f"bridge {self.bridge}"] if link_exists(self.bridge) else []
+        if table_exists(self.cfg):
+            found.append(f"nft table {self.cfg.nft_table}")
+        path = os.path.join(self.cfg.state_dir, "ipam", self.bridge)
+        if os.path.isdir(path):
+            found.append(f"{path}: {os.listdir(path)}")
         return found
 
     # ---------------------------------------------------------------- cleanup
@@ -199,6 +208,7 @@ class Net:
             attempt(stop, proc)
         for key in self.pods:
             attempt(teardown_pod_network, self.cfg, key, None)
+        attempt(remove_network, self.cfg)
         for fd in self.fds:
             attempt(os.close, fd)
         for name in self.namespaces:
@@ -216,6 +226,7 @@ def net(tmp_path):
     yield world
     world.cleanup()
     assert not world.leftovers(), world.leftovers()
+    assert not world.network_left(), world.network_left()
 
 
 # ====================================================================== tests
@@ -492,8 +503,9 @@ def test_a_bridge_minipod_did_not_create_is_left_alone(net):
     sh("ip", "link", "add", net.bridge, "type", "bridge")
     a, rec = net.pod("a")
     teardown_pod_network(net.cfg, "default_a", rec)
-    assert link_exists(net.bridge)
-    assert not table_exists(net.cfg) and not list_allocations(net.cfg)
+    assert not list_allocations(net.cfg)
+    assert remove_network(net.cfg) is True  # its table
+    assert link_exists(net.bridge) and not table_exists(net.cfg)
     sh("ip", "link", "delete", net.bridge)
 
 

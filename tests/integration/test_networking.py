@@ -137,3 +137,23 @@ def test_twenty_pods_get_distinct_ips_and_leave_nothing(mpi):
     res = mpi.cli("rm", "-f", "-t", "0", *[p.name for p in pods], timeout=120)
     assert res.returncode == 0, res.stderr
     assert mpi.leaks() == []
+
+
+def test_the_network_stays_after_the_last_pod_until_network_rm(mpi):
+    """As docker0 and CNI's cni0: the bridge and table outlive the pods
+    (deleting a bridge costs the kernel ~50 ms); ``network rm`` removes
+    them, and refuses while a pod is on the bridge."""
+    pod = mpi.runtime().run(web_pod("lone"))
+    pod.wait_ready(10)
+    res = mpi.cli("network", "rm")
+    assert res.returncode == 1 and "still used by 1 pod(s): default/lone" in res.stderr, res.stderr
+    assert os.path.exists(f"/sys/class/net/{mpi.bridge}")
+    mpi.cli("rm", "-f", "-t", "0", "lone", check=True)
+    assert mpi.network_leaks() == []
+    assert os.path.exists(f"/sys/class/net/{mpi.bridge}"), "the bridge stays after the last pod"
+    # Another subnet on the same bridge is a clear error, not a second gateway.
+    other = mpi.cli("--subnet", "10.213.250.0/24", "run", "-d", "-", input=web_pod("elsewhere"))
+    assert other.returncode != 0 and f"bridge {mpi.bridge} is minipod's network for {mpi.subnet}" in other.stderr
+    assert mpi.cli("network", "rm", check=True).stdout.strip() == mpi.bridge
+    assert mpi.shared_network_left() == []
+    assert mpi.cli("network", "rm", check=True).stdout == "", "nothing left to remove is not an error"
