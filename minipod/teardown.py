@@ -61,24 +61,41 @@ def unmount_all_under(directory: str) -> None:
 
 def remove_tree(path: str) -> None:
     """``rm -rf`` that refuses to cross into a mount point (a volume still
-    mounted must never have the host's files under it deleted)."""
-    import shutil  # ~3 ms: imported here so that a pod's start (supervisor) does not pay it
-
+    mounted must never have the host's files under it deleted): every
+    directory is checked before anything is deleted. Not ``shutil.rmtree``:
+    importing shutil costs ~5 ms of every ``rm`` here, and the walk that
+    checks the mounts is needed anyway."""
     if not os.path.lexists(path):
         return
+    if not os.path.isdir(path) or os.path.islink(path):
+        os.unlink(path)
+        return
     root_dev = os.lstat(path).st_dev
-
-    def onerror(func, p, exc_info):
-        _debug("remove %s: %s", p, exc_info[1])
-
     for current, dirs, _files in os.walk(path):
-        for d in list(dirs):
+        for d in dirs:
             full = os.path.join(current, d)
             if os.path.ismount(full) or os.lstat(full).st_dev != root_dev:
                 from .errors import StateError
 
                 raise StateError(f"refusing to delete {path}: {full} is still a mount point")
-    shutil.rmtree(path, onerror=onerror)
+    # Deepest first; os.walk does not follow symbolic links to directories,
+    # which are listed among ``dirs`` and removed as the links they are.
+    for current, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            _remove(os.unlink, os.path.join(current, name))
+        for name in dirs:
+            full = os.path.join(current, name)
+            _remove(os.unlink if os.path.islink(full) else os.rmdir, full)
+    _remove(os.rmdir, path)
+
+
+def _remove(remove, path: str) -> None:
+    try:
+        remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # go on: remove as much as can be removed
+        _debug("remove %s: %s", path, exc)
 
 
 SUPERVISOR_NAME = "minipod-superv"  # its comm (15 characters at most), set with prctl
@@ -118,16 +135,17 @@ def release_host_resources(config, state: dict) -> None:
 
         cg = open_pod_cgroup(parent=cgroup_parent, pod_id=state["cgroupId"])
         if cg.exists():
-            # Killed processes take tens of milliseconds to leave (the last
-            # one out of a mount or network namespace waits for an RCU grace
-            # period): the network is taken apart meanwhile, as it does not
-            # depend on them being gone.
-            cg.kill_all(signal.SIGKILL, wait=False)
+            # Every process first, the network after: the pod's network
+            # namespace ends with its last process, and the kernel then
+            # unlinks the veth pair by itself within ~1-2 ms here, whereas
+            # deleting a veth whose namespace is alive waits for RCU grace
+            # periods (16-40 ms). The veth is deleted below only if
+            # something still holds the namespace.
+            cg.kill_all(signal.SIGKILL)
         else:
             cg = None
     release_network(config, state)
     if cg is not None:
-        cg.kill_all(signal.SIGKILL)
         cg.destroy()
     if state.get("dataDir"):
         unmount_all_under(state["dataDir"])
