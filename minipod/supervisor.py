@@ -19,7 +19,6 @@ import logging
 import os
 import signal
 import time
-import uuid
 
 from . import podstatus, sandbox
 from .config import Config
@@ -241,7 +240,7 @@ class Supervisor:
         run.start_error = None
         run.new_instance()
         self.dirty = True
-        run.container_id = uuid.uuid4().hex
+        run.container_id = os.urandom(16).hex()
         run.log_path = log_path(self.config.logs_dir, self.pod["metadata"]["namespace"],
                                 self.pod["metadata"]["name"], self.uid, run.name, run.restarts)
         run.writer = LogWriter(run.log_path)
