@@ -133,7 +133,8 @@ def new_metrics() -> dict[str, Metric]:
         Metric("teardown", "teardown per pod (bridge up)", "ms"),
         Metric("teardown_hostport", "teardown per pod, 1 hostPort", "ms"),
         Metric("setup_first", "set-up, first pod (+bridge, table)", "ms"),
-        Metric("teardown_last", "teardown, last pod (-bridge, table)", "ms"),
+        Metric("teardown_last", "teardown, last pod (bridge, table stay)", "ms"),
+        Metric("network_rm", "network rm (-bridge, table)", "ms"),
         Metric("run_d", "run -d, pod network", "ms", floor_label="run -d of the same pod with hostNetwork: true"),
         Metric("run_d_cost", "run -d: network - hostNetwork", "ms"),
         Metric("rm_f", "rm -f, pod network", "ms", floor_label="rm -f of the hostNetwork pod"),
@@ -242,7 +243,7 @@ class NetWorld:
     def cleanup(self) -> list[str]:
         """Stop the servers, tear down in-process pods, delete namespaces;
         a line per thing that failed."""
-        from minipod.network import remove_network, teardown_pod_network
+        from minipod.network import teardown_pod_network
 
         problems = []
         for proc in self.servers:
@@ -255,10 +256,6 @@ class NetWorld:
                 self.keys.remove(key)
             except Exception as exc:  # keep going: every later step still frees something
                 problems.append(f"teardown of {key}: {exc}")
-        try:
-            remove_network(self.cfg)  # the bridge and table stay after the last pod
-        except Exception as exc:
-            problems.append(f"remove network {self.cfg.bridge}: {exc}")
         for name in list(self.namespaces):
             try:
                 self.delete_netns(name)
@@ -342,19 +339,27 @@ def setup_cycle(world: NetWorld, tag: str, ports=()) -> tuple[float, float]:
 
 
 def measure_setup(world: NetWorld, runs: int, m: dict[str, Metric]) -> None:
-    from minipod.network import setup_pod_network, teardown_pod_network
+    from minipod.network import remove_network, setup_pod_network, teardown_pod_network
 
     def hostport():
         return [{"containerPort": 80, "hostPort": free_host_port()}]
 
-    # The first pod of a bridge: nothing else may hold it.
+    def remove_network_ms() -> float:
+        start = time.perf_counter_ns()
+        remove_network(world.cfg)
+        return (time.perf_counter_ns() - start) / 1e6
+
+    # The first pod of a bridge: nothing else may hold it. The bridge and
+    # table stay after the last pod; 'network rm' takes them away each time.
     setup_cycle(world, "warm")  # not counted: imports, libnftables, page cache
+    remove_network_ms()
     for i in range(runs):
         if link_exists(world.cfg.bridge):
             raise BenchError(f"bridge {world.cfg.bridge} still up: the first-pod cycle would not create it")
         s, t = setup_cycle(world, f"f{i}")
         m["setup_first"].minipod.append(s)
         m["teardown_last"].minipod.append(t)
+        m["network_rm"].minipod.append(remove_network_ms())
         print(f"\r  set-up: first pod {i + 1}/{runs}", end="", flush=True)
     # Then with the bridge held by another pod, as on a host with pods running.
     anchor = world.add_netns(f"{world.cfg.bridge}-anchor")

@@ -96,7 +96,7 @@ def profile_minipod(mp, out_dir: str, path: str, name: str) -> dict:
     wait_until(lambda: mp.is_running_ready(name), timeout=30)
     mp.overhead_pids(name)
     for dump, args in (("exec.prof", ("exec", name, "--", "true")), ("rm.prof", ("rm", "-f", name))):
-        run_timed([sys.executable, "-m", "cProfile", "-o", os.path.join(out_dir, dump), "-m", "minipod", *args],
+        run_timed([sys.executable, os.path.join(here, "profile_pod.py"), f"--dump={dump}", out_dir, *args],
                   mp.env).check()
     rest = os.path.join(out_dir, "supervisor-rest.prof")
     wait_until(lambda: os.path.exists(rest), timeout=30, interval=0.01)

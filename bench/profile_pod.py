@@ -2,11 +2,14 @@
 pod's supervisor from its start until it reports the containers started,
 then from there until it exits (the stop and teardown included).
 
-    MINIPOD_ROOT=… .venv/bin/python bench/profile_pod.py OUTDIR run -d POD.yaml
+    MINIPOD_ROOT=… .venv/bin/python bench/profile_pod.py [--dump=NAME] OUTDIR run -d POD.yaml
+
+(The command runs in this process, not through the ``minipod`` entry point,
+which leaves with ``os._exit`` and would never let cProfile write its file.)
 
 It runs minipod's own CLI in this process, with the launcher's
 ``_supervisor_main`` wrapped so that the forked supervisor profiles itself:
-``OUTDIR/cli.prof`` is written when the command returns,
+``OUTDIR/cli.prof`` (or ``--dump=NAME``) is written when the command returns,
 ``OUTDIR/supervisor-start.prof`` when the supervisor has told the command
 its outcome, ``OUTDIR/supervisor-rest.prof`` when it ends. Nothing in
 minipod is changed; the wrapping lives in this process and its children.
@@ -56,8 +59,11 @@ def install(out_dir: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    dump = "cli.prof"
+    if argv and argv[0].startswith("--dump="):
+        dump, argv = argv[0].split("=", 1)[1], argv[1:]
     if len(argv) < 2:
-        print("usage: profile_pod.py OUTDIR MINIPOD-ARGS…", file=sys.stderr)
+        print("usage: profile_pod.py [--dump=NAME] OUTDIR MINIPOD-ARGS…", file=sys.stderr)
         return 2
     out_dir, args = argv[0], argv[1:]
     install(out_dir)
@@ -72,7 +78,7 @@ def main(argv: list[str]) -> int:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         profile.disable()
-        profile.dump_stats(os.path.join(out_dir, "cli.prof"))
+        profile.dump_stats(os.path.join(out_dir, dump))
     return code
 
 

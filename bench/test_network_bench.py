@@ -181,7 +181,8 @@ def test_a_short_run_measures_every_part_and_cleans_up(tmp_path):
         result = json.load(f)
     assert result["clean"] is True and result["left_behind"] == []
     rows = {r["key"]: r for r in result["rows"]}
-    for key in ("setup", "setup_hostport", "teardown", "setup_first", "teardown_last", "run_d_cost", "rm_f_cost"):
+    for key in ("setup", "setup_hostport", "teardown", "setup_first", "teardown_last", "network_rm", "run_d_cost",
+                "rm_f_cost"):
         assert rows[key]["minipod"]["n"] == 2 and rows[key]["minipod"]["median"] is not None, key
     for key in ("run_d", "rm_f"):
         assert rows[key]["floor"]["n"] == 2 and rows[key]["ratio"] > 0
