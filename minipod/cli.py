@@ -468,28 +468,7 @@ def _human_size(n: int) -> str:
     return f"{n}"
 
 
-def entry(argv: list[str] | None = None) -> "NoReturn":  # noqa: F821
-    """The ``minipod`` command: run it, then leave without tearing the
-    interpreter down. Python's orderly shutdown (every module and object
-    freed) takes ~16 ms here, on every command, and nothing needs it: the
-    output is flushed here, and minipod keeps no other buffered state."""
-    try:
-        main(argv, prog_name="minipod")  # click ends with sys.exit()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    if code is None:
-        code = 0
-    elif not isinstance(code, int):
-        print(code, file=sys.stderr)
-        code = 1
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except OSError:  # the reader went away (``minipod ps | head``)
-        code = code or 1
-    os._exit(code)
-
-
 if __name__ == "__main__":  # pragma: no cover
+    from .__main__ import entry
+
     entry()

@@ -145,9 +145,9 @@ class EarlySupervisor:
     ``run`` spends tens of milliseconds parsing, validating and looking up
     images, and the supervisor as long again importing what it needs to
     build a sandbox. Forked first, the supervisor does its imports on the
-    other core meanwhile, then waits for the path of its pod's directory;
-    if ``run`` fails before that (a bad manifest, a taken name), the pipe
-    closes and it exits without having touched anything.
+    other core meanwhile, then waits for its pod's directory and minipod's
+    configuration; if ``run`` fails before that (a bad manifest, a taken
+    name), the pipe closes and it exits without having touched anything.
     """
 
     def __init__(self, command_w: int, ready_r: int):
@@ -155,7 +155,7 @@ class EarlySupervisor:
         self.ready_r: int | None = ready_r
 
     @classmethod
-    def fork(cls, config: Config) -> "EarlySupervisor | None":
+    def fork(cls) -> "EarlySupervisor | None":
         """None where forking is not safe (a multi-threaded caller)."""
         if threading.active_count() != 1:
             return None
@@ -166,7 +166,7 @@ class EarlySupervisor:
             os.chdir("/")
             _keep_only_fds(command_r, ready_w)
             _redirect_stdio("/dev/null")  # nobody's terminal or captured pipe is held
-            return _wait_for_pod(config, command_r, ready_w)
+            return _wait_for_pod(command_r, ready_w)
 
         try:
             _daemonize(child)
@@ -175,11 +175,12 @@ class EarlySupervisor:
             os.close(ready_w)
         return cls(command_w, ready_r)
 
-    def start(self, pod_dir: PodDir) -> dict:
+    def start(self, config: Config, pod_dir: PodDir) -> dict:
         """Hand the supervisor its pod (state directory and spec.json ready)
         and return its report, as ``start_supervisor`` does."""
         try:
-            os.write(self.command_w, pod_dir.path.encode() + b"\n")
+            order = {"pod": pod_dir.path, "config": config.to_dict()}
+            os.write(self.command_w, json.dumps(order).encode() + b"\n")
         finally:
             os.close(self.command_w)
             self.command_w = None
@@ -194,7 +195,7 @@ class EarlySupervisor:
         self.command_w = self.ready_r = None
 
 
-def _wait_for_pod(config: Config, command_r: int, ready_w: int) -> int:
+def _wait_for_pod(command_r: int, ready_w: int) -> int:
     import importlib
 
     for name in PRELOAD:
@@ -203,10 +204,47 @@ def _wait_for_pod(config: Config, command_r: int, ready_w: int) -> int:
 
     _sys._native()  # the cffi module, loaded once
     with os.fdopen(command_r, "rb") as f:
-        path = f.readline().decode().strip()
-    if not path:
+        line = f.readline()
+    if not line:
         return 0
-    return _become_supervisor(config, PodDir(path), ready_w)
+    order = json.loads(line)
+    return _become_supervisor(Config.from_dict(order["config"]), PodDir(order["pod"]), ready_w)
+
+
+# ``minipod run`` forks its supervisor before the command line is parsed:
+# importing click and the CLI takes ~40 ms here, which the supervisor's own
+# imports then overlap too. The options that take a value must be known to
+# find the command among the arguments (tests/unit check them against the CLI).
+GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--bridge", "--subnet", "--cgroup-parent")
+_preforked: EarlySupervisor | None = None
+
+
+def command_of(argv: list[str]) -> str | None:
+    """The subcommand of a ``minipod`` command line: its first argument
+    that is neither an option nor an option's value."""
+    args = iter(argv)
+    for arg in args:
+        if arg in GLOBAL_OPTIONS_WITH_VALUE:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def prefork_for(argv: list[str]) -> None:
+    """Fork the supervisor now if this command line is a ``run`` by root.
+    A guess that turns out wrong costs a fork: unused, the supervisor
+    exits as soon as this process does."""
+    global _preforked
+    if _preforked is None and os.geteuid() == 0 and command_of(argv) == "run":
+        _preforked = EarlySupervisor.fork()
+
+
+def early_supervisor() -> EarlySupervisor | None:
+    """The supervisor forked by ``prefork_for`` (taken: once), else a new one."""
+    global _preforked
+    early, _preforked = _preforked, None
+    return early if early is not None else EarlySupervisor.fork()
 
 
 def _log_tail(path: str, lines: int = 5) -> str:

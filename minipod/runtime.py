@@ -164,10 +164,10 @@ class Runtime:
         the manifest as soon as it is read."""
         early = None
         if os.geteuid() == 0:
-            from .launcher import EarlySupervisor
+            from .launcher import early_supervisor
 
             # Forked first: its imports run while this process reads the manifest.
-            early = EarlySupervisor.fork(self.config)
+            early = early_supervisor()
         try:
             return self._start(source, replace, publish, early, warn)
         finally:
@@ -247,7 +247,8 @@ class Runtime:
                 "bridge": self.config.bridge, "subnet": self.config.subnet,
                 "containers": [],
             })
-            outcome = early.start(pod_dir) if early is not None else start_supervisor(self.config, pod_dir)
+            outcome = (early.start(self.config, pod_dir) if early is not None
+                       else start_supervisor(self.config, pod_dir))
         except BaseException:
             self._destroy(pod_dir)
             raise

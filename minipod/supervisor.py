@@ -108,6 +108,7 @@ class Supervisor:
                                                       self.state["initialized"])
         self.note_condition_transitions()
         self.pod_dir.write(self.state)
+        self.dirty = False  # everything is on disk now
 
     def note_condition_transitions(self) -> None:
         """Keep when each condition last changed, as the API server does."""
@@ -164,7 +165,7 @@ class Supervisor:
         self.pod_files = sandbox.write_pod_files(self.data_dir, self.pod, self.hostname,
                                                  self.state.get("podIP"), self.shape)
         self.state["startTime"] = podstatus.now_rfc3339()
-        self.save()
+        self.dirty = True  # saved by the main loop's first turn, before any container starts
 
     def start_pause_and_network(self) -> None:
         """Start the pause process and, while it joins the pod's cgroup (see

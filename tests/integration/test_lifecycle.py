@@ -257,3 +257,35 @@ def test_an_early_supervisor_leaves_when_run_fails(mpi):
         time.sleep(0.05)
     assert not _same_program_pids() - before
     first.remove(timeout=0)
+
+
+def _processes_with_arg(arg: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if arg.encode() in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0"):
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.parametrize("case", ["bad manifest", "name taken", "usage error"])
+def test_the_supervisor_forked_before_parsing_leaves_when_the_command_fails(mpi, tmp_path, case):
+    """``minipod run`` forks its supervisor before click parses the command
+    line; whatever makes the command fail, that process goes away too."""
+    manifest = tmp_path / f"prefork-{case.replace(' ', '-')}.yaml"
+    manifest.write_text(SLEEPER if case != "bad manifest" else SLEEPER.replace("containers:", "containerz:"))
+    if case == "name taken":  # by a pod started from another file (its supervisor keeps that cmdline)
+        first = tmp_path / "first.yaml"
+        first.write_text(SLEEPER)
+        mpi.cli("run", "-d", str(first), check=True)
+    args = ["run", "-d", str(manifest)] if case != "usage error" else ["run", "--no-such-option", str(manifest)]
+    res = mpi.cli(*args)
+    assert res.returncode != 0
+    deadline = time.monotonic() + 5
+    while _processes_with_arg(str(manifest)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_with_arg(str(manifest)) == []
+    if case == "name taken":
+        mpi.cli("rm", "-f", "-t", "0", "sleeper", check=True)
