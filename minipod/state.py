@@ -20,6 +20,7 @@ import errno
 import fcntl
 import json
 import os
+from typing import NamedTuple
 
 from .config import Config
 from .errors import KernelError, StateError
@@ -62,6 +63,11 @@ def write_json_atomic(path: str, data: object, mode: int = 0o600) -> None:
     finally:
         os.close(fd)
     os.rename(tmp, path)
+
+
+class StopRequest(NamedTuple):
+    grace: float | None  # seconds; None: the pod's terminationGracePeriodSeconds
+    remove: bool         # the pod is being removed: its data and logs go too
 
 
 class PodDir(Record):
@@ -113,21 +119,27 @@ class PodDir(Record):
             raise KernelError.from_oserror("flock", exc, self.lock_path) from None
         return fd
 
-    def request_stop(self, grace: float | None) -> None:
+    def request_stop(self, grace: float | None, remove: bool = False) -> None:
         """Leave the grace period for the supervisor to read when the stop
-        signal reaches it (``None``: the pod's own)."""
-        write_json_atomic(os.path.join(self.path, STOP_REQUEST), {"gracePeriodSeconds": grace})
+        signal reaches it (``None``: the pod's own), and whether the pod
+        is being removed (then the supervisor deletes its data and logs
+        too, with what it has already loaded)."""
+        write_json_atomic(os.path.join(self.path, STOP_REQUEST), {"gracePeriodSeconds": grace, "remove": remove})
 
-    def take_stop_request(self) -> float | None:
-        """The grace period a stop request asked for, read once."""
+    def take_stop_request(self) -> StopRequest:
+        """What a stop request asked for, read once."""
         path = os.path.join(self.path, STOP_REQUEST)
         try:
             with open(path, "rb") as f:
-                grace = json.load(f).get("gracePeriodSeconds")
+                asked = json.load(f)
             os.unlink(path)
-        except (OSError, ValueError, AttributeError):
-            return None
-        return float(grace) if isinstance(grace, (int, float)) and grace >= 0 else None
+        except (OSError, ValueError):
+            return StopRequest(None, False)
+        if not isinstance(asked, dict):
+            return StopRequest(None, False)
+        grace = asked.get("gracePeriodSeconds")
+        grace = float(grace) if isinstance(grace, (int, float)) and grace >= 0 else None
+        return StopRequest(grace, asked.get("remove") is True)
 
     def supervisor_alive(self) -> bool:
         """True while some process holds the lock (the supervisor)."""

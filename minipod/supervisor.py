@@ -30,7 +30,7 @@ from .eventloop import Loop, now
 from .logs import LogWriter, log_path
 from .plan import MNT_DETACH, MS_BIND
 from .state import PodDir
-from .teardown import release_host_resources
+from .teardown import release_host_resources, remove_tree
 from .spec.sidecars import pod_ports
 from .volumes import container_binds, prepare_volumes
 
@@ -86,6 +86,7 @@ class Supervisor:
         self.pod_files: dict[str, str] = {}
         self.shm_dir: str | None = None
         self.stop_requested = False   # asked to stop (SIGTERM): the phase stays what it was
+        self.remove_requested = False  # by 'rm': the pod's data and logs go at the end too
         self.terminating = False      # stopping, or winding down sidecars after the app containers
         self.stop_deadline: float | None = None
         self.stop_timer = None
@@ -677,7 +678,9 @@ class Supervisor:
     def handle_signals(self) -> None:
         for signum in self.loop.take_signals():
             if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                self.request_stop(self.pod_dir.take_stop_request())
+                asked = self.pod_dir.take_stop_request()
+                self.remove_requested = self.remove_requested or asked.remove
+                self.request_stop(asked.grace)
 
     def main_loop(self) -> None:
         while True:
@@ -706,10 +709,19 @@ class Supervisor:
         self.pause_fds, self.host_net_fd = {}, None
         self.state["released"] = False
         release_host_resources(self.config, self.state)
+        from .cgroups import remove_parent_if_empty
+
+        remove_parent_if_empty(self.config.cgroup_parent)
         # Said in the last save: 'rm' need not take apart again what is gone.
         self.state["released"] = True
         self.loop.reap()
         self.pause_pid = None
+        if self.remove_requested:  # 'rm' deletes the rest (the state directory) once we are gone
+            for path in (self.data_dir, self.log_dir):
+                try:
+                    remove_tree(path)
+                except (MinipodError, OSError) as exc:
+                    log.warning("remove %s: %s", path, exc)  # 'rm' tries again
 
     def run(self) -> int:
         self.loop.catch_signals(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
