@@ -44,14 +44,42 @@ def load_images(store, path: str, ref: str | None = None) -> list:
 
 
 def _extract(path: str, dest: str) -> None:
-    """Extract only regular files and directories, inside ``dest``:
-    tarfile's ``data`` filter rejects absolute names, ``..`` and links
-    that point outside."""
+    """Extract the archive inside ``dest`` and nowhere else: tarfile's
+    ``data`` filter rejects absolute names, ``..``, links that point
+    outside and device files. Pythons before 3.11.4 (Debian 12 has 3.11.2)
+    have no filters: the same refusals are made here."""
     try:
         with tarfile.open(path, "r:*") as tar:
-            tar.extractall(dest, filter="data")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(dest, filter="data")
+            else:
+                tar.extractall(dest, members=_members_inside(tar, path))
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ImageError(f"image load: {path} is not a readable tar archive: {exc}") from None
+
+
+def _members_inside(tar: tarfile.TarFile, path: str) -> list[tarfile.TarInfo]:
+    """The archive's entries, each checked as the ``data`` filter checks
+    it: a relative name that stays inside, a link whose target does too,
+    no device or FIFO; owners and special mode bits are not restored."""
+    members = []
+    for member in tar.getmembers():
+        names = [member.name]
+        if member.issym():
+            names.append(os.path.join(os.path.dirname(member.name), member.linkname))
+        elif member.islnk():
+            names.append(member.linkname)
+        for name in names:
+            norm = os.path.normpath(name)
+            if os.path.isabs(name) or norm == ".." or norm.startswith("../"):
+                raise ImageError(f"image load: {path}: entry {member.name!r} would land outside the archive")
+        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+            raise ImageError(f"image load: {path}: entry {member.name!r} is a device or FIFO")
+        member.mode &= 0o755
+        member.uid = member.gid = 0
+        member.uname = member.gname = "root"
+        members.append(member)
+    return members
 
 
 def _load_dir(store, directory: str, ref: str | None, shown: str | None = None) -> list:
