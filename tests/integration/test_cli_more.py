@@ -77,7 +77,7 @@ def test_ctrl_c_stops_the_pod_gracefully_and_exits_130(mpi, tmp_path):
     proc.send_signal(signal.SIGINT)  # what Ctrl-C does to the command in a terminal
     code, out, err = _finish(proc)
     assert code == 130, (out, err)
-    assert "c | got-TERM" in out.splitlines(), out  # SIGTERM first: graceful
+    assert "c | got-TERM" in out.splitlines(), (out, err)  # SIGTERM first: graceful
     pod = mpi.runtime().pod("loop")
     assert pod.phase == "Succeeded"
     term = pod.container_status("c")["state"]["terminated"]
