@@ -130,6 +130,7 @@ def release_host_resources(config, state: dict) -> None:
     other flags still cleans up the right things."""
     cgroup_parent = state.get("cgroupParent") or config.cgroup_parent
     cg = None
+    processes_gone = False
     if state.get("cgroupId"):
         from .cgroups import open_pod_cgroup
 
@@ -141,10 +142,10 @@ def release_host_resources(config, state: dict) -> None:
             # deleting a veth whose namespace is alive waits for RCU grace
             # periods (16-40 ms). The veth is deleted below only if
             # something still holds the namespace.
-            cg.kill_all(signal.SIGKILL)
+            processes_gone = cg.kill_all(signal.SIGKILL)
         else:
             cg = None
-    release_network(config, state)
+    release_network(config, state, namespace_ended=processes_gone)
     if cg is not None:
         cg.destroy()
     if state.get("dataDir"):
@@ -159,7 +160,7 @@ def pod_network_config(config, state: dict):
                             state_dir=os.path.join(config.run_dir, "net"))
 
 
-def release_network(config, state: dict) -> None:
+def release_network(config, state: dict, namespace_ended: bool = False) -> None:
     """The pod's veth, address, hostPort claims and rules; the record may
     lack what a dead supervisor never wrote: the names are derived."""
     pod = state.get("pod")
@@ -169,4 +170,4 @@ def release_network(config, state: dict) -> None:
 
     meta = pod["metadata"]
     teardown_pod_network(pod_network_config(config, state), f"{meta['namespace']}_{meta['name']}",
-                         state.get("network"))
+                         state.get("network"), namespace_ended=namespace_ended)

@@ -57,12 +57,15 @@ def setup_pod_network(cfg: PodNetworkConfig, pod_key: str, netns_fd: int, ports=
     return setup(cfg, pod_key, netns_fd, ports)
 
 
-def teardown_pod_network(cfg: PodNetworkConfig, pod_key: str, record: dict | None = None) -> None:
+def teardown_pod_network(cfg: PodNetworkConfig, pod_key: str, record: dict | None = None, *,
+                         namespace_ended: bool = False) -> None:
     """Remove the pod's veth, rules, hostPort claims and address. The bridge
-    and the table stay (``remove_network``). Idempotent; ``record`` may be None."""
+    and the table stay (``remove_network``). Idempotent; ``record`` may be
+    None. ``namespace_ended``: no process of the pod is left (then the
+    kernel is already removing the veth, and is given a moment to)."""
     from .pod import teardown_pod_network as teardown
 
-    teardown(cfg, pod_key, record)
+    teardown(cfg, pod_key, record, namespace_ended=namespace_ended)
 
 
 def remove_network(cfg: PodNetworkConfig) -> bool:

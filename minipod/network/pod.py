@@ -104,9 +104,12 @@ def _undo(undo: list, pod_key: str) -> None:
 VETH_GONE_WAIT = 0.015
 
 
-def teardown_pod_network(cfg: PodNetworkConfig, pod_key: str, record: dict | None = None) -> None:
+def teardown_pod_network(cfg: PodNetworkConfig, pod_key: str, record: dict | None = None, *,
+                         namespace_ended: bool = False) -> None:
     """Remove what ``setup_pod_network`` made for ``pod_key``. Idempotent;
-    works from the record alone, or from nothing but the pod key."""
+    works from the record alone, or from nothing but the pod key.
+    ``namespace_ended``: the pod's processes are all gone, so its network
+    namespace is ending and the kernel removes the veth by itself."""
     check_pod_key(pod_key)
     known = PodNetwork.from_record(record) if record else None
     host_veth = (known.host_veth if known and known.host_veth else cfg.host_veth_name(pod_key))
@@ -125,7 +128,7 @@ def teardown_pod_network(cfg: PodNetworkConfig, pod_key: str, record: dict | Non
         # kernel unlinks the veth pair itself, 1-3 ms later here; a deletion
         # request meanwhile would queue behind that cleanup for the RTNL
         # lock (~17 ms). The request is for a namespace something still holds.
-        if not links.wait_gone(host_veth, VETH_GONE_WAIT):
+        if not links.wait_gone(host_veth, VETH_GONE_WAIT if namespace_ended else 0):
             attempt(f"delete {host_veth}", lambda: links.delete_link(host, host_veth))
         attempt("release hostPorts", lambda: hostports.release(cfg, pod_key))
         if os.path.isdir(os.path.join(cfg.state_dir, "ipam")):
