@@ -149,21 +149,30 @@ def _follow_foreground(rt, pods) -> int:
         sys.stdout.write(line)
         sys.stdout.flush()
 
+    def follow(ref: str, ended: threading.Event) -> None:
+        try:
+            stream_pod(rt, ref, write)
+        finally:
+            ended.set()
+
+    # Waited for with events, not Thread.join: a Ctrl-C that lands inside
+    # join() can leave Python 3.11 taking a running thread for ended (its
+    # bpo-45274 handling), and the pod's last lines would be lost.
     interrupted = False
-    streams = [threading.Thread(target=stream_pod, args=(rt, p.ref, write), daemon=True) for p in pods]
-    for t in streams:
-        t.start()
+    ends = [threading.Event() for _ in pods]
+    for p, ended in zip(pods, ends):
+        threading.Thread(target=follow, args=(p.ref, ended), daemon=True).start()
     try:
-        for t in streams:
-            while t.is_alive():
-                t.join(0.2)
+        for ended in ends:
+            while not ended.wait(0.2):
+                pass
     except KeyboardInterrupt:
         interrupted = True
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         click.echo("\nstopping…", err=True)
         rt.stop_all([p.ref for p in pods])
-        for t in streams:
-            t.join(5)
+        for ended in ends:  # each stream prints the pod's last lines, then ends
+            ended.wait(5)
     if interrupted:
         return 130
     for p in pods:
