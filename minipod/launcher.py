@@ -211,37 +211,25 @@ def _wait_for_pod(command_r: int, ready_w: int) -> int:
     return _become_supervisor(Config.from_dict(order["config"]), PodDir(order["pod"]), ready_w)
 
 
-# ``minipod run`` forks its supervisor before the command line is parsed:
-# importing click and the CLI takes ~40 ms here, which the supervisor's own
-# imports then overlap too. The options that take a value must be known to
-# find the command among the arguments (tests/unit check them against the CLI).
-GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--bridge", "--subnet", "--cgroup-parent")
+# Forked by the ``minipod`` command itself, before it parses its arguments
+# (see ``minipod.__main__``), and taken by the first pod that ``run`` starts.
 _preforked: EarlySupervisor | None = None
 
 
-def command_of(argv: list[str]) -> str | None:
-    """The subcommand of a ``minipod`` command line: its first argument
-    that is neither an option nor an option's value."""
-    args = iter(argv)
-    for arg in args:
-        if arg in GLOBAL_OPTIONS_WITH_VALUE:
-            next(args, None)
-        elif not arg.startswith("-"):
-            return arg
-    return None
-
-
-def prefork_for(argv: list[str]) -> None:
-    """Fork the supervisor now if this command line is a ``run`` by root.
-    A guess that turns out wrong costs a fork: unused, the supervisor
-    exits as soon as this process does."""
+def prefork() -> None:
+    """Fork a supervisor now, for a ``run`` about to start. If forking
+    fails here, nothing is lost: ``run`` forks one later and reports the
+    failure then, as one clear error."""
     global _preforked
-    if _preforked is None and os.geteuid() == 0 and command_of(argv) == "run":
-        _preforked = EarlySupervisor.fork()
+    if _preforked is None and os.geteuid() == 0:
+        try:
+            _preforked = EarlySupervisor.fork()
+        except OSError:
+            _preforked = None
 
 
 def early_supervisor() -> EarlySupervisor | None:
-    """The supervisor forked by ``prefork_for`` (taken: once), else a new one."""
+    """The supervisor forked by ``prefork`` (taken: once), else a new one."""
     global _preforked
     early, _preforked = _preforked, None
     return early if early is not None else EarlySupervisor.fork()

@@ -693,7 +693,6 @@ class Supervisor:
             if self.finished():
                 return
             if self.dirty:
-                self.dirty = False
                 self.save()
             self.loop.run_once()
 
