@@ -13,12 +13,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-from core import BENCH_DIR, REPO_DIR, FloorSide, process_alive, start_time, wait_until
+from core import REPO_DIR, FloorSide, process_alive, start_time, wait_until
+from runchecks import start_bench
 
 pytestmark = [
     pytest.mark.integration,
@@ -64,9 +64,6 @@ def test_floor_sandbox_has_the_pod_shape_and_leaves_nothing(tmp_path, rootfs):
     assert _mounts_under(str(tmp_path)) == []
 
 
-def _bench(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, os.path.join(BENCH_DIR, "run.py"), *args], cwd=REPO_DIR,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _isolation_of(header: str) -> tuple[str, str]:
@@ -82,7 +79,7 @@ def _assert_nothing_left(root: str, cgroup_parent: str) -> None:
 
 
 def test_a_short_run_writes_results_and_cleans_up(tmp_path):
-    proc = _bench("--runs", "1", "--pods", "2", "--out", str(tmp_path))
+    proc = start_bench("run.py", "--runs", "1", "--pods", "2", "--out", str(tmp_path))
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     root, cgroup_parent = _isolation_of(out.splitlines()[0])
@@ -101,7 +98,7 @@ def test_a_short_run_writes_results_and_cleans_up(tmp_path):
 
 
 def test_ctrl_c_stops_the_run_and_removes_everything(tmp_path):
-    proc = _bench("--runs", "50", "--out", str(tmp_path))
+    proc = start_bench("run.py", "--runs", "50", "--out", str(tmp_path))
     try:
         root, cgroup_parent = _isolation_of(proc.stdout.readline())
         # The floor's directory appears once the image is imported: from

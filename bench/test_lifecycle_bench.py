@@ -22,6 +22,7 @@ import pytest
 
 import lifecycle
 from core import BENCH_DIR, REPO_DIR, BenchError, Metric, process_alive, wait_until
+from runchecks import assert_nothing_left, run_names, start_bench
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the benchmark runs real pods")
 
@@ -200,45 +201,21 @@ def test_without_root_it_refuses_and_makes_nothing():
 
 
 # ====================================================================== for real, as root
-def _bench(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, os.path.join(BENCH_DIR, "lifecycle.py"), *args], cwd=REPO_DIR,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _names(header: str) -> dict:
-    found = re.search(r"root (\S+), cgroup parent (\S+), bridge (\S+), subnet (\S+)", header)
-    assert found, header
-    return dict(zip(("root", "cgroup_parent", "bridge", "subnet"), found.groups()))
 
 
-def _assert_nothing_left(names: dict) -> None:
-    """The checks of the other bench tests: no directory, mount, cgroup,
-    bridge, netns, nft table, address or process of the run."""
-    bridge = names["bridge"]
-    assert not os.path.exists(names["root"])
-    with open("/proc/self/mountinfo") as f:
-        assert [ln for ln in f if names["root"] in ln] == []
-    cg = names["cgroup_parent"]
-    assert glob.glob(f"/sys/fs/cgroup/*/{cg}") + glob.glob(f"/sys/fs/cgroup/{cg}") == []
-    assert not os.path.exists(f"/sys/class/net/{bridge}")
-    netns = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
-    assert [n for n in netns if n.startswith(bridge)] == []
-    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-    assert f"minipod_{bridge}" not in tables
-    addrs = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
-    assert names["subnet"].rsplit(".", 1)[0] + "." not in addrs
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert names["root"] not in ps  # no supervisor or floor sandbox of this run
 
 
 @pytest.mark.integration
 @needs_root
 def test_a_short_run_measures_both_parts_and_cleans_up(tmp_path):
-    proc = _bench("--runs", "1", "--seconds", "10", "--interval", "5", "--out", str(tmp_path))
+    proc = start_bench("lifecycle.py", "--runs", "1", "--seconds", "10", "--interval", "5",
+                       "--out", str(tmp_path))
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    names = _names(out.splitlines()[0])
-    _assert_nothing_left(names)
+    names = run_names(out.splitlines()[0])
+    assert_nothing_left(names)
     [path] = glob.glob(str(tmp_path / "lifecycle-*.json"))
     with open(path) as f:
         result = json.load(f)
@@ -265,9 +242,9 @@ def test_a_short_run_measures_both_parts_and_cleans_up(tmp_path):
 @pytest.mark.integration
 @needs_root
 def test_ctrl_c_in_the_idle_window_removes_everything(tmp_path):
-    proc = _bench("--parts", "idle", "--seconds", "60", "--out", str(tmp_path))
+    proc = start_bench("lifecycle.py", "--parts", "idle", "--seconds", "60", "--out", str(tmp_path))
     try:
-        names = _names(proc.stdout.readline())
+        names = run_names(proc.stdout.readline())
         line = proc.stdout.readline()  # the idle window begins: both pods running, probes firing
         assert "idle:" in line, line
         sups = [int(p) for p in re.findall(r"supervisors (\d+) .* and (\d+) ", line)[0]]
@@ -280,7 +257,7 @@ def test_ctrl_c_in_the_idle_window_removes_everything(tmp_path):
             proc.wait()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "left behind" not in err
-    _assert_nothing_left(names)
+    assert_nothing_left(names)
     # Gone (a zombie waiting for PID 1, slow here, counts as gone).
     wait_until(lambda: not any(process_alive(pid) for pid in sups), timeout=5)
     assert glob.glob(str(tmp_path / "lifecycle-*.json")) == []

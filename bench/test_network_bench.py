@@ -11,7 +11,6 @@ import glob
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 
 import network
 from core import BENCH_DIR, REPO_DIR, BenchError, wait_until
+from runchecks import assert_nothing_left, run_names, start_bench
 from isolation import Isolation
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the benchmark makes namespaces, links and pods")
@@ -136,33 +136,10 @@ def test_without_root_it_refuses_and_makes_nothing():
 
 
 # ====================================================================== for real, as root
-def _bench(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, os.path.join(BENCH_DIR, "network.py"), *args], cwd=REPO_DIR,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _names(header: str) -> dict:
-    found = re.search(r"root (\S+), cgroup parent (\S+), bridge (\S+), subnet (\S+)", header)
-    assert found, header
-    return dict(zip(("root", "cgroup_parent", "bridge", "subnet"), found.groups()))
 
 
-def _assert_nothing_left(names: dict) -> None:
-    bridge = names["bridge"]
-    assert not os.path.exists(names["root"])
-    with open("/proc/self/mountinfo") as f:
-        assert [ln for ln in f if names["root"] in ln] == []
-    cg = names["cgroup_parent"]
-    assert glob.glob(f"/sys/fs/cgroup/*/{cg}") + glob.glob(f"/sys/fs/cgroup/{cg}") == []
-    assert not os.path.exists(f"/sys/class/net/{bridge}")
-    netns = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
-    assert [n for n in netns if n.startswith(bridge)] == []
-    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-    assert f"minipod_{bridge}" not in tables
-    addrs = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
-    assert names["subnet"].rsplit(".", 1)[0] + "." not in addrs
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert names["root"] not in ps  # no supervisor or iperf3 of this run
 
 
 @pytest.mark.integration
@@ -170,12 +147,12 @@ def _assert_nothing_left(names: dict) -> None:
 def test_a_short_run_measures_every_part_and_cleans_up(tmp_path):
     # Tests never install anything: without iperf3, the throughput part is left out.
     parts = "setup,e2e,throughput" if shutil.which("iperf3") else "setup,e2e"
-    proc = _bench("--runs", "2", "--seconds", "1", "--parts", parts, "--out", str(tmp_path))
+    proc = start_bench("network.py", "--runs", "2", "--seconds", "1", "--parts", parts, "--out", str(tmp_path))
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    names = _names(out.splitlines()[0])
+    names = run_names(out.splitlines()[0])
     assert names["bridge"].startswith("mpb") and names["subnet"].startswith("10.215.")
-    _assert_nothing_left(names)
+    assert_nothing_left(names)
     [path] = glob.glob(str(tmp_path / "network-*.json"))
     with open(path) as f:
         result = json.load(f)
@@ -198,9 +175,9 @@ def test_a_short_run_measures_every_part_and_cleans_up(tmp_path):
 @pytest.mark.integration
 @needs_root
 def test_ctrl_c_half_way_removes_everything(tmp_path):
-    proc = _bench("--runs", "200", "--parts", "setup,e2e", "--out", str(tmp_path))
+    proc = start_bench("network.py", "--runs", "200", "--parts", "setup,e2e", "--out", str(tmp_path))
     try:
-        names = _names(proc.stdout.readline())
+        names = run_names(proc.stdout.readline())
         # The bridge comes and goes with the first-pod cycles: stop while
         # namespaces, links and rules exist.
         wait_until(lambda: os.path.exists(f"/sys/class/net/{names['bridge']}"), timeout=60)
@@ -212,5 +189,5 @@ def test_ctrl_c_half_way_removes_everything(tmp_path):
             proc.wait()
     assert proc.returncode == 130, err
     assert "interrupted" in err
-    _assert_nothing_left(names)
+    assert_nothing_left(names)
     assert glob.glob(str(tmp_path / "network-*.json")) == []

@@ -15,7 +15,6 @@ import glob
 import http.server
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -31,6 +30,7 @@ import compare
 import peer_profiles
 import peers
 from core import BENCH_DIR, REPO_DIR, BenchError, wait_until
+from runchecks import assert_nothing_left, run_names, start_bench
 from peers_report import Row, Target, chart_groups, judge, markdown, table, verdict_lines
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the comparison runs real pods")
@@ -319,17 +319,8 @@ def test_without_root_it_refuses_and_makes_nothing():
 
 
 # ====================================================================== for real, as root
-def _bench(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, os.path.join(BENCH_DIR, "compare.py"), *args], cwd=REPO_DIR,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _names(header: str) -> dict:
-    found = re.search(r"root (\S+), cgroup parent (\S+), bridge (\S+), subnet (\S+), podman bridge (\S+), "
-                      r"subnet (\S+)", header)
-    assert found, header
-    return dict(zip(("root", "cgroup_parent", "bridge", "subnet", "podman_bridge", "podman_subnet"),
-                    found.groups()))
 
 
 def _host_state() -> dict:
@@ -347,19 +338,7 @@ def _host_state() -> dict:
 
 
 def _assert_nothing_left(names: dict, before: dict) -> None:
-    assert not os.path.exists(names["root"])
-    with open("/proc/self/mountinfo") as f:
-        assert [ln for ln in f if names["root"] in ln] == []
-    cg = names["cgroup_parent"]
-    assert glob.glob(f"/sys/fs/cgroup/*/{cg}") + glob.glob(f"/sys/fs/cgroup/{cg}") == []
-    for bridge in (names["bridge"], names["podman_bridge"]):
-        assert not os.path.exists(f"/sys/class/net/{bridge}"), bridge
-    netns = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
-    assert [n for n in netns if n.startswith(names["bridge"])] == []
-    assert f"minipod_{names['bridge']}" not in subprocess.run(["nft", "list", "tables"], capture_output=True,
-                                                              text=True).stdout
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert names["root"] not in ps  # no supervisor, conmon or iperf3 of this run
+    assert_nothing_left(names)
     assert _host_state() == before
 
 
@@ -369,11 +348,11 @@ def _assert_nothing_left(names: dict, before: dict) -> None:
 def test_a_tiny_run_compares_every_scenario_and_cleans_up(tmp_path):
     before = _host_state()
     scenarios = "lifecycle,http,cli,density" + (",network" if shutil.which("iperf3") else "")
-    proc = _bench("--runs", "1", "--density", "2", "--parallel", "2", "--ps-pods", "2", "--iperf-runs", "1",
-                  "--seconds", "1", "--scenarios", scenarios, "--out", str(tmp_path))
+    proc = start_bench("compare.py", "--runs", "1", "--density", "2", "--parallel", "2", "--ps-pods", "2",
+                       "--iperf-runs", "1", "--seconds", "1", "--scenarios", scenarios, "--out", str(tmp_path))
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
-    names = _names(out.splitlines()[0])
+    names = run_names(out.splitlines()[0])
     _assert_nothing_left(names, before)
     [path] = glob.glob(str(tmp_path / "peers-*.json"))
     with open(path) as f:
@@ -436,9 +415,9 @@ def test_podman_import_and_infra_image_leave_the_host_blob_cache_alone():
 @needs_peers
 def test_ctrl_c_half_way_removes_everything(tmp_path):
     before = _host_state()
-    proc = _bench("--runs", "50", "--scenarios", "lifecycle,http", "--out", str(tmp_path))
+    proc = start_bench("compare.py", "--runs", "50", "--scenarios", "lifecycle,http", "--out", str(tmp_path))
     try:
-        names = _names(proc.stdout.readline())
+        names = run_names(proc.stdout.readline())
         # Stop while podman has a pod up (its containers' directory fills).
         containers = os.path.join(names["root"], "podman", "storage", "overlay-containers")
         wait_until(lambda: os.path.isdir(containers) and len(os.listdir(containers)) > 1, timeout=120,
