@@ -290,7 +290,9 @@ class Spawning:
 
     def clone_pid(self) -> int:
         """The Clone step's child; raises ``SpawnError`` (after reaping)
-        if a step before the clone failed."""
+        if a step before the clone failed, or one after it whose failure
+        the child reported before its parent reported the clone (they
+        share the report pipe: either may come first)."""
         from minipod.plan import Clone
 
         if not any(isinstance(op, Clone) for op in self._ops):
@@ -302,7 +304,11 @@ class Spawning:
                 self._pid2 = pid
         if self._pid2:
             return self._pid2
-        self.finish()  # raises the failed step's error, if one was reported
+        pid = self.finish()  # raises the failed step's error, if one was reported
+        try:  # else it was killed before its Clone step (the plan's Exec comes after): reap it
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
         raise MinipodError("the spawned process died before its Clone step")
 
     def finish(self) -> int:

@@ -23,16 +23,15 @@ STOP_MARGIN = 10.0
 KILL_MARGIN = 3.0
 
 
-def _wait_supervisor_gone(pod_dir: PodDir, limit: float) -> bool:
-    """Wait until the pod's supervisor has ended (its lock is free), or the
-    monotonic ``limit`` passed; True if it ended. Sleeps on a pidfd of the
-    supervisor, which wakes this process the moment it exits, rather than
-    polling (and taking CPU time from it)."""
+def _wait_supervisor_gone(pod_dir: PodDir, pid: int, limit: float) -> bool:
+    """Wait until the pod's supervisor ``pid`` has ended (its lock is free),
+    or the monotonic ``limit`` passed; True if it ended. Sleeps on a pidfd
+    of the supervisor, which wakes this process the moment it exits, rather
+    than polling (and taking CPU time from it)."""
     import select
 
-    pid = pod_dir.read().get("supervisorPid")
     try:
-        pidfd = os.pidfd_open(pid) if pid else None
+        pidfd = os.pidfd_open(pid)
     except OSError:  # already gone
         pidfd = None
     try:
@@ -350,31 +349,35 @@ class Runtime:
         waiting = []
         for ref in refs:
             pod_dir = self.table.find(ref)
-            if self._signal_stop(ref, pod_dir, timeout, remove):
-                spec = pod_dir.read()["pod"]["spec"]
+            state = self._signal_stop(ref, pod_dir, timeout, remove)
+            if state is not None:
+                spec = state["pod"]["spec"]
                 grace = timeout if timeout is not None else float(spec.get("terminationGracePeriodSeconds", 30))
                 # The supervisor kills what is left when the grace period
                 # ends; the margin covers that and the release of host
                 # resources (shorter for an immediate stop: rm -f -t 0 then
                 # kills a supervisor that does not answer, and cleans up itself).
                 margin = STOP_MARGIN if grace > 0 else KILL_MARGIN
-                waiting.append((ref, pod_dir, time.monotonic() + grace + margin))
-        late = [ref for ref, pod_dir, limit in waiting if not _wait_supervisor_gone(pod_dir, limit)]
+                waiting.append((ref, pod_dir, state["supervisorPid"], time.monotonic() + grace + margin))
+        late = [ref for ref, pod_dir, pid, limit in waiting if not _wait_supervisor_gone(pod_dir, pid, limit)]
         if late:
             raise StateError(f'pod {", ".join(late)} did not stop in time', hint="use 'minipod rm -f -t 0'")
 
-    def _signal_stop(self, ref: str, pod_dir: PodDir, timeout: float | None, remove: bool = False) -> bool:
-        """Ask a live supervisor to stop its pod; False if there is none."""
+    def _signal_stop(self, ref: str, pod_dir: PodDir, timeout: float | None,
+                     remove: bool = False) -> dict | None:
+        """Ask a live supervisor to stop its pod; returns the pod's state as
+        read to do so, None if there is no supervisor."""
         if not pod_dir.supervisor_alive():
-            return False
+            return None
         from .teardown import is_supervisor
 
-        pid = pod_dir.read().get("supervisorPid")
+        state = pod_dir.read()
+        pid = state.get("supervisorPid")
         if not is_supervisor(pid):
             raise StateError(f'pod "{ref}": its supervisor cannot be found')
         pod_dir.request_stop(timeout, remove)
         os.kill(pid, signal.SIGTERM)
-        return True
+        return state
 
     def remove(self, ref: str, force: bool = False, timeout: float | None = None) -> None:
         """Remove a stopped pod and everything it made on the host; with

@@ -105,7 +105,8 @@ int mp_spawn(const struct mp_op *ops, int nops, int *failed_step, int *failed_er
  * the first report: the pid of the Clone step's child, as soon as it exists
  * (its namespaces can be opened then), 0 at EOF (no Clone step, or the
  * process exec'd or died), or -1 with *failed_step and *failed_errno of a
- * step that failed before the clone. mp_spawn_finish waits until the final
+ * failed step: one before the clone, or one after it when the clone's
+ * child reported before its parent did (both write to the report pipe). mp_spawn_finish waits until the final
  * process exec'd, closes report_fd and returns as mp_spawn does; pass the
  * pid read_pid returned (else 0), and *failed_step/*failed_errno as read_pid
  * left them (-1 and 0 when it reported no failure).
